@@ -1,0 +1,136 @@
+"""Full-frame camera geometry: intrinsics, CLIFF's bbox_info, crop camera -> full-image translation.
+
+Conventions (OpenCV): x right, y down, z forward; pixel (0, 0)'s centre is at u = v = 0.
+A box is described by its centre (cx, cy) in image pixels and `b`, the side (height) of the
+square region the crop camera normalises by, in pixels (b = 200 * scale, as in SPIN/CLIFF).
+The crop's weak-perspective camera (s, tx, ty) maps a body point P to the image pixel
+    center + (b * s / 2) * (P_xy + (tx, ty)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+# Constants the released CLIFF weights were trained with: bbox_info is divided by these to
+# keep its entries near unit variance.
+OFFICIAL_LOCATION_SCALE = 2.8
+OFFICIAL_SIZE_MEAN = 0.24
+OFFICIAL_SIZE_STD = 0.06
+
+# The 35 mm film frame's diagonal (36 x 24 mm), the reference of EXIF's FocalLengthIn35mmFilm.
+FILM_35MM_DIAGONAL_MM = math.hypot(36.0, 24.0)
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    @classmethod
+    def default(cls, width: int, height: int) -> "Intrinsics":
+        """CLIFF's default: f = image diagonal in pixels (about a 53 degree diagonal field of view),
+        principal point at the image centre."""
+        f = math.hypot(width, height)
+        return cls(f, f, width / 2.0, height / 2.0)
+
+    @classmethod
+    def from_35mm(cls, focal_35mm: float, width: int, height: int) -> "Intrinsics":
+        """From EXIF's 35 mm-equivalent focal length, matching diagonal fields of view."""
+        f = focal_35mm * math.hypot(width, height) / FILM_35MM_DIAGONAL_MM
+        return cls(f, f, width / 2.0, height / 2.0)
+
+    @classmethod
+    def from_focal(cls, focal: float, width: int, height: int) -> "Intrinsics":
+        return cls(focal, focal, width / 2.0, height / 2.0)
+
+    @property
+    def focal(self) -> float:
+        """A single focal length, for the parts of CLIFF that assume square pixels."""
+        return math.sqrt(self.fx * self.fy)
+
+    def as_tensors(self, n: int, dtype=torch.float32, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(focal (n, 2) as (fx, fy), principal point (n, 2))."""
+        f = torch.tensor([self.fx, self.fy], dtype=dtype, device=device).expand(n, 2)
+        c = torch.tensor([self.cx, self.cy], dtype=dtype, device=device).expand(n, 2)
+        return f, c
+
+
+def bbox_info(
+    center: torch.Tensor, b: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor, style: str = "official"
+) -> torch.Tensor:
+    """CLIFF's box descriptor: where the box is and how big, relative to the focal length.
+
+    center: (B, 2) box centre in pixels; b: (B,) box size in pixels; focal: (B,) pixels;
+    principal: (B, 2) principal point. Returns (B, 3).
+    style "plain": [(cx - px)/f, (cy - py)/f, b/f].
+    style "official": the normalisation of the released weights,
+        [(cx - px)/f * 2.8, (cy - py)/f * 2.8, (b - 0.24 f) / (0.06 f)].
+    """
+    loc = (center - principal) / focal[:, None]
+    size = b / focal
+    if style == "plain":
+        return torch.cat((loc, size[:, None]), dim=1)
+    if style == "official":
+        loc = loc * OFFICIAL_LOCATION_SCALE
+        size = (size - OFFICIAL_SIZE_MEAN) / OFFICIAL_SIZE_STD
+        return torch.cat((loc, size[:, None]), dim=1)
+    raise ValueError(f"unknown bbox_info style {style!r} (expected 'official' or 'plain')")
+
+
+def cam_crop_to_full(
+    cam: torch.Tensor, center: torch.Tensor, b: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor
+) -> torch.Tensor:
+    """Crop weak-perspective camera (s, tx, ty) -> translation of the body in the full camera frame.
+
+    cam: (B, 3); center: (B, 2); b: (B,); focal: (B,); principal: (B, 2). Returns (B, 3).
+    A body at depth tz = 2 f / (b s) appears with the crop's scale; the box's offset from the
+    principal point becomes a lateral shift at that depth. Exact for points on the plane z = 0
+    of the body frame (see `weak_perspective_to_image`).
+    """
+    s, tx, ty = cam.unbind(-1)
+    bs = b * s
+    tz = 2 * focal / bs
+    return torch.stack(
+        (tx + 2 * (center[:, 0] - principal[:, 0]) / bs, ty + 2 * (center[:, 1] - principal[:, 1]) / bs, tz), dim=-1
+    )
+
+
+def cam_full_to_crop(
+    transl: torch.Tensor, center: torch.Tensor, b: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor
+) -> torch.Tensor:
+    """Inverse of `cam_crop_to_full`: (B, 3) translation -> (B, 3) crop camera (s, tx, ty)."""
+    x, y, z = transl.unbind(-1)
+    bs = 2 * focal / z
+    s = bs / b
+    return torch.stack((s, x - 2 * (center[:, 0] - principal[:, 0]) / bs, y - 2 * (center[:, 1] - principal[:, 1]) / bs), -1)
+
+
+def perspective_project(points: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
+    """Pinhole projection of camera-frame points.
+
+    points: (B, N, 3); focal: (B,) or (B, 2) as (fx, fy); principal: (B, 2). Returns (B, N, 2) pixels.
+    Depth is clamped to 1 mm so points at or behind the camera stay finite.
+    """
+    if focal.dim() == 1:
+        focal = focal[:, None].expand(-1, 2)
+    z = points[..., 2:].clamp_min(1e-3)
+    return points[..., :2] / z * focal[:, None, :] + principal[:, None, :]
+
+
+def weak_perspective_to_image(
+    points: torch.Tensor, cam: torch.Tensor, center: torch.Tensor, b: torch.Tensor
+) -> torch.Tensor:
+    """The crop's weak-perspective projection, mapped back to full-image pixels.
+
+    points: (B, N, 3) body-frame points (rotated, not translated); cam: (B, 3) (s, tx, ty);
+    center: (B, 2); b: (B,). Returns (B, N, 2).
+    """
+    s, t = cam[:, :1], cam[:, 1:]
+    return center[:, None, :] + (b * s[:, 0])[:, None, None] / 2 * (points[..., :2] + t[:, None, :])

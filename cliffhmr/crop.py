@@ -1,0 +1,116 @@
+"""Person boxes -> CLIFF's 256 x 192 network crops.
+
+A crop is described as in SPIN/CLIFF by its centre and `scale`, where b = 200 * scale is the
+crop's height in image pixels; its width is b * 192 / 256. Crop pixel centres map linearly onto
+the image region, so a crop pixel (j, i) sits at image pixel
+    center + ((j - (W_crop - 1) / 2), (i - (H_crop - 1) / 2)) * b / H_crop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import CliffError
+
+CROP_HEIGHT = 256
+CROP_WIDTH = 192
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESCALE_INFERENCE = 1.1  # margin around the box at inference
+RESCALE_EVALUATION = 1.2  # the evaluation convention (3DPW, H36M)
+
+
+def box_to_center_scale(
+    boxes: torch.Tensor, rescale: float = RESCALE_INFERENCE, aspect: float = CROP_WIDTH / CROP_HEIGHT
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes (N, 4) as x1, y1, x2, y2 -> centre (N, 2) and scale (N,).
+
+    The box is grown to the crop's aspect ratio (width / height = `aspect`) around its centre,
+    then by `rescale`; scale = that height / 200.
+    """
+    x1, y1, x2, y2 = boxes[:, :4].unbind(-1)
+    center = torch.stack(((x1 + x2) / 2, (y1 + y2) / 2), dim=-1)
+    height = torch.maximum((x2 - x1) / aspect, y2 - y1)
+    return center, height / 200.0 * rescale
+
+
+def crop_to_image(points: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Crop pixel coordinates (B, N, 2) -> image pixel coordinates (B, N, 2)."""
+    b = 200.0 * scale
+    offset = torch.tensor([(CROP_WIDTH - 1) / 2, (CROP_HEIGHT - 1) / 2], dtype=points.dtype, device=points.device)
+    return center[:, None, :] + (points - offset) * (b / CROP_HEIGHT)[:, None, None]
+
+
+def image_to_crop(points: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Image pixel coordinates (B, N, 2) -> crop pixel coordinates (B, N, 2); inverse of `crop_to_image`."""
+    b = 200.0 * scale
+    offset = torch.tensor([(CROP_WIDTH - 1) / 2, (CROP_HEIGHT - 1) / 2], dtype=points.dtype, device=points.device)
+    return (points - center[:, None, :]) * (CROP_HEIGHT / b)[:, None, None] + offset
+
+
+def crop_images(image: np.ndarray, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Bilinear crops of an RGB uint8 image (H, W, 3) -> float tensor (N, 3, 256, 192) in [0, 1].
+
+    Outside the image the crop is black, as in the reference implementation's padding.
+    When a crop shrinks the image by more than 2x, the image is first box-filtered to that
+    resolution so thin structures don't alias.
+    """
+    h, w = image.shape[:2]
+    src = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)[None]
+    crops = []
+    for c, s in zip(center, scale):
+        factor = int(200.0 * float(s) / CROP_HEIGHT // 2)  # integer pre-shrink, >= 2 only when useful
+        img, cc, ss = src, c, s
+        if factor >= 2:
+            img = F.avg_pool2d(src, factor, stride=factor, ceil_mode=True)
+            # Pixel centre i of the pooled image sits at factor * i + (factor - 1) / 2 originally.
+            cc = (c - (factor - 1) / 2) / factor
+            ss = s / factor
+        crops.append(_sample(img, cc, ss))
+    if not crops:
+        return torch.zeros(0, 3, CROP_HEIGHT, CROP_WIDTH)
+    return torch.cat(crops)
+
+
+def _sample(img: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """One bilinear crop from img (1, 3, H, W) -> (1, 3, 256, 192)."""
+    h, w = img.shape[-2:]
+    jj, ii = torch.meshgrid(
+        torch.arange(CROP_WIDTH, dtype=torch.float32), torch.arange(CROP_HEIGHT, dtype=torch.float32), indexing="xy"
+    )
+    grid = crop_to_image(torch.stack((jj, ii), -1).reshape(1, -1, 2), center[None].float(), scale[None].float())
+    # align_corners=True: -1 and +1 are the centres of the first and last pixels.
+    norm = torch.stack((grid[..., 0] / max(w - 1, 1), grid[..., 1] / max(h - 1, 1)), -1) * 2 - 1
+    norm = norm.reshape(1, CROP_HEIGHT, CROP_WIDTH, 2)
+    return F.grid_sample(img, norm, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def normalize(crops: torch.Tensor) -> torch.Tensor:
+    """ImageNet normalisation of (N, 3, H, W) RGB in [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=crops.dtype, device=crops.device)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, dtype=crops.dtype, device=crops.device)[:, None, None]
+    return (crops - mean) / std
+
+
+def validate_boxes(boxes: np.ndarray, width: int, height: int, source: str = "boxes") -> np.ndarray:
+    """Check user boxes (N, 4 or 5) against an image; return them as float32 (N, 5) with score 1 where absent.
+
+    Boxes may reach outside the image (truncated people) but must overlap it and have positive size.
+    """
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.size == 0:
+        return np.zeros((0, 5), np.float32)
+    if arr.ndim != 2 or arr.shape[1] not in (4, 5):
+        raise CliffError(f"{source}: boxes must be a list of [x1, y1, x2, y2] or [x1, y1, x2, y2, score], got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise CliffError(f"{source}: boxes contain NaN or infinite values")
+    if arr.shape[1] == 4:
+        arr = np.concatenate((arr, np.ones((len(arr), 1))), axis=1)
+    for i, (x1, y1, x2, y2, _) in enumerate(arr):
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            raise CliffError(f"{source}: box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}] is empty (need x2 > x1 and y2 > y1)")
+        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+            raise CliffError(f"{source}: box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}] lies outside the {width}x{height} image")
+    return arr.astype(np.float32)

@@ -1,0 +1,145 @@
+"""Reading photos the way a user expects: upright, RGB, 8-bit, with their EXIF focal length."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import CliffError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+_EXIF_IFD = 0x8769
+_FOCAL_35MM = 0xA405
+
+
+@dataclass
+class LoadedImage:
+    pixels: np.ndarray  # (H, W, 3) uint8 RGB, EXIF orientation applied
+    path: Path | None
+    focal_35mm: float | None  # EXIF FocalLengthIn35mmFilm, if present and positive
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+
+def load_image(source: str | Path | np.ndarray) -> LoadedImage:
+    """A path or an array -> upright 8-bit RGB.
+
+    Arrays may be (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16 or float in [0, 1].
+    """
+    if isinstance(source, np.ndarray):
+        return LoadedImage(_array_to_rgb8(source, "array"), None, None)
+    path = Path(source)
+    if not path.is_file():
+        raise CliffError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            focal = _exif_focal_35mm(im)
+            im = ImageOps.exif_transpose(im)
+            pixels = _pil_to_rgb8(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise CliffError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+    if pixels.shape[0] < 8 or pixels.shape[1] < 8:
+        raise CliffError(f"{path}: image is too small ({pixels.shape[1]}x{pixels.shape[0]})")
+    return LoadedImage(pixels, path, focal)
+
+
+def _exif_focal_35mm(im: Image.Image) -> float | None:
+    try:
+        value = im.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_35MM)
+        value = float(value) if value is not None else None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return value if value and value > 0 else None
+
+
+def _pil_to_rgb8(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im)
+        arr = arr.astype(np.float64) / (65535.0 if arr.max(initial=0) > 255 else 255.0)
+        return _array_to_rgb8(arr, "image")
+    if im.mode == "F":
+        return _array_to_rgb8(np.asarray(im, dtype=np.float64), "image")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        # Transparent parts become white, as an image viewer would show them.
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(im.convert("RGB"))
+
+
+def _array_to_rgb8(arr: np.ndarray, what: str) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise CliffError(f"{what}: expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {arr.shape}")
+    if arr.dtype == np.uint16:
+        arr = arr.astype(np.float64) / 65535.0
+    if arr.dtype != np.uint8:
+        arr = np.asarray(arr, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise CliffError(f"{what}: image contains NaN or infinite values")
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if arr.shape[2] == 4:
+        alpha = arr[..., 3:].astype(np.float32) / 255.0
+        arr = (arr[..., :3] * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(arr)
+
+
+def list_images(source: str | Path) -> list[Path]:
+    """A file -> [file]; a folder -> its images, sorted by name."""
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise CliffError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return files
+    if not path.exists():
+        raise CliffError(f"{path}: no such file or folder")
+    return [path]
+
+
+def load_boxes_file(path: str | Path) -> dict[str, np.ndarray]:
+    """BOXES.json: {"<image file name>": [[x1, y1, x2, y2, score], ...], ...}.
+
+    Keys are matched against an image's file name, then its stem. Score is optional.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CliffError(f"{path}: no such boxes file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CliffError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise CliffError(f'{path}: expected an object {{"image.jpg": [[x1, y1, x2, y2, score], ...]}}')
+    out = {}
+    for name, boxes in data.items():
+        if not isinstance(boxes, list) or not all(isinstance(b, list) and len(b) in (4, 5) for b in boxes):
+            raise CliffError(f"{path}: entry {name!r} must be a list of [x1, y1, x2, y2] or [x1, y1, x2, y2, score]")
+        try:
+            out[name] = np.asarray(boxes, dtype=np.float32).reshape(-1, len(boxes[0]) if boxes else 5)
+        except (TypeError, ValueError):
+            raise CliffError(f"{path}: entry {name!r} holds non-numeric box values") from None
+    return out
+
+
+def boxes_for(boxes: dict[str, np.ndarray], image_path: Path) -> np.ndarray | None:
+    """The boxes listed for an image, or None when the file names none for it."""
+    for key in (image_path.name, image_path.stem, str(image_path)):
+        if key in boxes:
+            return boxes[key]
+    return None

@@ -1,0 +1,189 @@
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cliffhmr import crop
+from cliffhmr.errors import CliffError
+from cliffhmr.export import glb_bytes, obj_text, save_npz
+from cliffhmr.image import boxes_for, list_images, load_boxes_file, load_image
+
+
+# --- crop -------------------------------------------------------------------------------------
+
+def test_box_to_center_scale_hand_computed():
+    # A 100 x 300 box is taller than 3:4, so its height rules: 300 / 200 * 1.1.
+    c, s = crop.box_to_center_scale(torch.tensor([[10.0, 20.0, 110.0, 320.0]]))
+    assert c[0].tolist() == [60.0, 170.0]
+    assert s[0].item() == pytest.approx(300 / 200 * 1.1)
+    # A 300 x 100 box is wider: height = 300 * 256 / 192 = 400.
+    _, s = crop.box_to_center_scale(torch.tensor([[0.0, 0.0, 300.0, 100.0]]), rescale=1.2)
+    assert s[0].item() == pytest.approx(400 / 200 * 1.2)
+
+
+def test_crop_image_coordinate_round_trip():
+    pts = torch.rand(3, 10, 2) * 500
+    c, s = torch.rand(3, 2) * 500, torch.rand(3) + 0.5
+    torch.testing.assert_close(crop.crop_to_image(crop.image_to_crop(pts, c, s), c, s), pts, atol=1e-3, rtol=0)
+
+
+def test_crop_samples_the_right_pixels():
+    """A crop at scale 256/200 (1 image pixel per crop pixel) is an exact window of the image."""
+    img = np.random.default_rng(0).integers(0, 256, (400, 300, 3), dtype=np.uint8)
+    # Crop pixel (95.5, 127.5) is its centre; put it on image pixel (150.5, 200.5) so pixels align.
+    center = torch.tensor([[150.5, 200.5]])
+    out = crop.crop_images(img, center, torch.tensor([256 / 200]))
+    assert out.shape == (1, 3, 256, 192)
+    window = img[200 - 127 : 200 - 127 + 256, 150 - 95 : 150 - 95 + 192]
+    np.testing.assert_allclose(out[0].permute(1, 2, 0).numpy() * 255, window, atol=0.02)  # float32 grid rounding; a half-pixel shift would be ~tens
+
+
+def test_crop_outside_image_is_black_and_downscale_is_smooth():
+    img = np.full((100, 100, 3), 200, np.uint8)
+    out = crop.crop_images(img, torch.tensor([[-500.0, -500.0]]), torch.tensor([1.0]))
+    assert out.abs().max() == 0
+    # A big crop (pre-shrunk by box filtering) of a flat image stays flat inside the image.
+    img = np.full((2000, 2000, 3), 100, np.uint8)
+    out = crop.crop_images(img, torch.tensor([[1000.0, 1000.0]]), torch.tensor([8.0]))
+    np.testing.assert_allclose(out[0, :, 20:-20, 20:-20].numpy(), 100 / 255, atol=1e-5)
+
+
+def test_validate_boxes():
+    ok = crop.validate_boxes([[10, 10, 50, 90]], 100, 100)
+    assert ok.shape == (1, 5) and ok[0, 4] == 1
+    assert crop.validate_boxes([[-20, -20, 50, 90, 0.7]], 100, 100)[0, 4] == pytest.approx(0.7)  # truncated is fine
+    with pytest.raises(CliffError, match="empty"):
+        crop.validate_boxes([[50, 10, 40, 90]], 100, 100)
+    with pytest.raises(CliffError, match="outside"):
+        crop.validate_boxes([[150, 10, 200, 90]], 100, 100)
+    with pytest.raises(CliffError, match="NaN"):
+        crop.validate_boxes([[np.nan, 10, 40, 90]], 100, 100)
+    with pytest.raises(CliffError, match="shape"):
+        crop.validate_boxes([[1, 2, 3]], 100, 100)
+
+
+# --- image loading ----------------------------------------------------------------------------
+
+def test_load_modes(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "rgb.png").pixels, rgb)
+
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.png")
+    grey = load_image(tmp_path / "grey.png").pixels
+    assert grey.shape == (20, 30, 3) and (grey[..., 0] == rgb[..., 0]).all() and (grey[..., 2] == rgb[..., 0]).all()
+
+    rgba = np.dstack([rgb, np.zeros((20, 30), np.uint8)])  # fully transparent -> white
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    assert (load_image(tmp_path / "rgba.png").pixels == 255).all()
+
+    deep = (np.arange(20 * 30).reshape(20, 30) * 100).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    px = load_image(tmp_path / "deep.png").pixels
+    assert px.dtype == np.uint8 and px[-1, -1, 0] == round(deep.max() / 65535 * 255)
+
+
+def test_exif_orientation_and_focal(tmp_path):
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, :10] = 255  # white band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    exif.get_ifd(0x8769)[0xA405] = 28
+    Image.fromarray(img).save(tmp_path / "r.jpg", exif=exif, quality=95)
+    loaded = load_image(tmp_path / "r.jpg")
+    assert loaded.pixels.shape == (40, 20, 3)  # upright
+    assert loaded.pixels[:10].mean() > 200 and loaded.pixels[-10:].mean() < 50  # band now on top
+    assert loaded.focal_35mm == 28
+
+
+def test_bad_images(tmp_path):
+    (tmp_path / "text.jpg").write_text("not an image")
+    with pytest.raises(CliffError, match="not a readable image"):
+        load_image(tmp_path / "text.jpg")
+    with pytest.raises(CliffError, match="no such image"):
+        load_image(tmp_path / "missing.png")
+    good = np.zeros((64, 64, 3), np.uint8)
+    Image.fromarray(good).save(tmp_path / "t.png")
+    (tmp_path / "trunc.png").write_bytes((tmp_path / "t.png").read_bytes()[:60])
+    with pytest.raises(CliffError):
+        load_image(tmp_path / "trunc.png")
+    with pytest.raises(CliffError, match="shape"):
+        load_image(np.zeros((4, 4, 2)))
+
+
+def test_list_images(tmp_path):
+    with pytest.raises(CliffError):
+        list_images(tmp_path)
+    for name in ("b.png", "a.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.png"]
+
+
+def test_boxes_file(tmp_path):
+    f = tmp_path / "boxes.json"
+    f.write_text(json.dumps({"a.jpg": [[1, 2, 30, 40, 0.9]], "b": [[1, 2, 30, 40]], "c.png": []}))
+    boxes = load_boxes_file(f)
+    from pathlib import Path
+
+    assert boxes_for(boxes, Path("x/a.jpg")).tolist() == [[1, 2, 30, 40, pytest.approx(0.9)]]
+    assert boxes_for(boxes, Path("b.png")).shape == (1, 4)
+    assert boxes_for(boxes, Path("c.png")).shape == (0, 5)
+    assert boxes_for(boxes, Path("d.png")) is None
+    f.write_text(json.dumps({"a.jpg": [[1, 2, 3]]}))
+    with pytest.raises(CliffError, match="a.jpg"):
+        load_boxes_file(f)
+    f.write_text("{")
+    with pytest.raises(CliffError, match="JSON"):
+        load_boxes_file(f)
+
+
+# --- export -----------------------------------------------------------------------------------
+
+def _tetra():
+    v = np.array([[0, 0, 1], [1, 0, 1], [0, 1, 1], [0, 0, 2]], np.float32)
+    f = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    return v, f
+
+
+def test_obj_round_trip():
+    import trimesh
+
+    v, f = _tetra()
+    import io
+
+    mesh = trimesh.load(io.StringIO(obj_text(v, f)), file_type="obj", process=False)
+    np.testing.assert_allclose(mesh.vertices, v, atol=1e-6)
+    np.testing.assert_array_equal(mesh.faces, f)
+
+
+def test_glb_structure_and_round_trip():
+    import io
+
+    import trimesh
+
+    v, f = _tetra()
+    data = glb_bytes(v, f)
+    magic, version, total = struct.unpack("<4sII", data[:12])
+    assert (magic, version, total) == (b"glTF", 2, len(data)) and len(data) % 4 == 0
+    scene = trimesh.load(io.BytesIO(data), file_type="glb", process=False)
+    mesh = next(iter(scene.geometry.values()))
+    # Written in glTF's Y-up frame: camera-frame (x, y, z) -> (x, -y, -z).
+    np.testing.assert_allclose(mesh.vertices, v * [1, -1, -1], atol=1e-6)
+    np.testing.assert_array_equal(mesh.faces, f)
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "r.npz"
+    save_npz(target, {"a": np.arange(3)})
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(RuntimeError):
+        save_npz(target, {"a": np.arange(5)})
+    assert np.load(target)["a"].tolist() == [0, 1, 2]  # the old file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]  # no temporary left behind
