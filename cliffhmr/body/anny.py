@@ -1,0 +1,220 @@
+"""Anny (NAVER, Apache-2.0 code on MakeHuman's CC0 assets) as a `BodyModel`.
+
+What Anny itself uses (anny 0.6.2, default rig and topology): metres, +Z up, the body facing -Y,
+its left side at +X; 104 bones; 13,718 vertices, 27,420 triangles; shape from six phenotype
+values in [0, 1] (age in [-1/3, 1]) through blend shapes; rest pose an A-pose.
+
+This wrapper:
+- Frame: SMPL's canonical frame (see `base`), i.e. (x, y, z) = (x, z, -y) of Anny's, with the
+  root bone's head (the pelvis) at the origin for every shape, so joints[:, 0] == transl.
+- Pose: the 20 bones of `ANNY_JOINT_NAMES` (real Anny bone names), posed SMPL-style as in
+  `base`: rotmats[:, j] rotates bone j's subtree about the bone's head, in canonical axes
+  (X left, Y up, Z forward) of the rest pose, relative to its parent in this list; e.g. a
+  positive rotation about +X at "lowerleg01.L" flexes the left knee. The other 84 bones
+  (pelvis.L/R, spine05/03, neck02/03, shoulder01, twist bones upperarm02/lowerarm02/
+  upperleg02/lowerleg02, toes, fingers, eyes) keep their rest orientation relative to their
+  parent. All identity = Anny's rest pose: an A-pose, legs straight, upper arms about 48
+  degrees below horizontal, elbows bent so that the forearms point down, out and forwards.
+- Shape: betas (B, 6) are offsets of the phenotype values PHENOTYPES from `phenotype_mean`
+  (Anny's default 0.5 each; gender 0 = male, 1 = female, and `gender=` picks the centre),
+  clamped to Anny's valid range; beyond it the shape stops changing and the gradient is 0.
+  betas = 0 gives a young adult (age at Anny's 'young' anchor, the rest 0.5), about 1.84 m tall.
+- Skinning: Anny's rest shapes and skin weights with LBS in torch, not Anny's Warp kernel, so
+  autograd sees every step. Bones that keep their rest orientation move rigidly with their
+  parent, so their skin weights are merged into their nearest posed ancestor; the result is
+  Anny's 104-bone skinning.
+- Keypoints: COCO-17 by the regressor Anny ships (anny/data/keypoints/coco.pth), a fixed
+  convex combination of mesh vertices per keypoint.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+from .base import BodyModel, BodyOutput, COCO17_NAMES, forward_kinematics, linear_blend_skinning
+
+ANNY_JOINT_NAMES = [
+    "root", "upperleg01.L", "upperleg01.R", "spine04", "lowerleg01.L", "lowerleg01.R", "spine02",
+    "foot.L", "foot.R", "spine01", "neck01", "clavicle.L", "clavicle.R", "head", "upperarm01.L",
+    "upperarm01.R", "lowerarm01.L", "lowerarm01.R", "wrist.L", "wrist.R",
+]  # fmt: skip
+PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
+DEFAULT_PHENOTYPE = 0.5
+# Anny's age anchors are newborn, baby, child, young, old at -1/3, 0, 1/3, 2/3, 1: centre on
+# the young adult, since the people in photos are mostly adults (0.5 looks about 13).
+ADULT_AGE = 2 / 3
+GENDER_PHENOTYPE = {"neutral": 0.5, "male": 0.0, "female": 1.0}
+
+# Canonical (SMPL) coordinates from Anny's: x -> x, z (up) -> y, -y (forward) -> z.
+CANONICAL_FROM_ANNY = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]], dtype=torch.float64)
+
+
+@functools.lru_cache(maxsize=1)
+def anny_model():
+    """Anny's own model (default rig and mesh, default phenotypes, float64), built once per
+    process. The first build on a machine takes about 90 s and writes caches under ~/.cache."""
+    import anny
+
+    # Dense torch skinning instead of the default Warp kernel: nothing here uses Anny's
+    # skinning, and this keeps Warp (and its start-up banner) out of the process.
+    return anny.Anny(
+        rig="anny", topology="anny", local_changes="none", facial_actions="none",
+        phenotypes="default", skinning_method="lbs",
+    )  # fmt: skip
+
+
+def _nearest_listed_ancestors(bone_parents: list[int], listed: list[int]) -> list[int]:
+    """For every bone, the position in `listed` of itself or its nearest listed ancestor."""
+    slot = {bone: i for i, bone in enumerate(listed)}
+    owner = []
+    for bone in range(len(bone_parents)):
+        b = bone
+        while b not in slot:
+            b = bone_parents[b]
+        owner.append(slot[b])
+    return owner
+
+
+class AnnyBody(BodyModel):
+    """Anny with 20 posed joints and 6 phenotype betas; conventions in the module docstring."""
+
+    name = "anny"
+
+    def __init__(self, gender: str = "neutral") -> None:
+        from anny import KeypointsRegressor
+        from anny.models.phenotype import make_phenotype_anchors
+
+        super().__init__()
+        model = anny_model()
+        if list(model.phenotype_labels) != list(PHENOTYPES):
+            raise RuntimeError(f"unexpected Anny phenotypes {model.phenotype_labels}")
+        bones = [model.bone_labels.index(name) for name in ANNY_JOINT_NAMES]
+        owner = _nearest_listed_ancestors(model.bone_parents, bones)
+        self.joint_names = list(ANNY_JOINT_NAMES)
+        self.parents = [-1] + [owner[model.bone_parents[b]] for b in bones[1:]]
+        self.num_joints = len(bones)
+        self.num_betas = len(PHENOTYPES)
+        self.phenotype_labels = list(PHENOTYPES)
+
+        with torch.no_grad():
+            C = CANONICAL_FROM_ANNY.to(model.dtype)
+            # Rest shapes are affine in the blend coefficients: template + coefficients @ directions.
+            root = model.template_bone_heads[bones[0]]
+            root_dirs = model.bone_heads_blendshapes[:, bones[0]]
+            v_template = (model.template_vertices - root) @ C.T
+            v_dirs = (model.blendshapes - root_dirs[:, None]) @ C.T  # (K, V, 3)
+            j_template = (model.template_bone_heads[bones] - root) @ C.T
+            j_dirs = (model.bone_heads_blendshapes[:, bones] - root_dirs[:, None]) @ C.T  # (K, J, 3)
+            V = v_template.shape[0]
+            weights = torch.zeros(V, self.num_joints, dtype=model.dtype)
+            weights.index_put_(
+                (torch.arange(V)[:, None], torch.as_tensor(owner)[model.vertex_bone_indices]),
+                model.vertex_bone_weights,
+                accumulate=True,
+            )
+            regressor = KeypointsRegressor.coco(model, labels=list(COCO17_NAMES)).regression_weights
+            anchors = make_phenotype_anchors(model.dtype)
+
+        f32 = dict(dtype=torch.float32)
+        # Not persistent: the body is rebuilt from Anny, never saved inside a checkpoint.
+        buffers = {
+            "v_template": v_template,
+            "shapedirs": v_dirs.reshape(v_dirs.shape[0], -1),  # (K, V * 3)
+            "j_template": j_template,
+            "jointdirs": j_dirs.reshape(j_dirs.shape[0], -1),  # (K, J * 3)
+            "weights": weights,
+            "keypoint_regressor": regressor,  # (17, V)
+            "blend_projection": model.phenotype_blendshape_projection,
+            "phenotype_min": torch.stack([anchors[p][0] for p in PHENOTYPES]),
+            "phenotype_max": torch.stack([anchors[p][-1] for p in PHENOTYPES]),
+        }
+        # Keypoints skinned as points of their own (regressor applied to the rest shape and to the
+        # skin weights): ~100x cheaper than skinning the mesh, for the fitting loop.
+        buffers["kp_template"] = regressor @ v_template
+        buffers["kp_dirs"] = torch.einsum("kv,nvc->nkc", regressor, v_dirs).reshape(v_dirs.shape[0], -1)
+        buffers["kp_weights"] = regressor @ weights
+        for key, value in buffers.items():
+            self.register_buffer(key, value.to(**f32).contiguous(), persistent=False)
+        # For each phenotype target, the columns of its interpolation factors, padded with a
+        # column of ones (index = number of factors) so all rows have the same length.
+        mask = model.stacked_phenotype_blend_shapes_mask.bool()
+        width = int(mask.sum(1).max())
+        pad = mask.shape[1]
+        factor_index = torch.full((mask.shape[0], width), pad, dtype=torch.long)
+        for i, row in enumerate(mask):
+            cols = row.nonzero()[:, 0]
+            factor_index[i, : len(cols)] = cols
+        self.register_buffer("factor_index", factor_index, persistent=False)
+        mean = torch.full((len(PHENOTYPES),), DEFAULT_PHENOTYPE)
+        mean[PHENOTYPES.index("gender")] = GENDER_PHENOTYPE[gender]
+        mean[PHENOTYPES.index("age")] = ADULT_AGE
+        self.register_buffer("phenotype_mean", mean, persistent=False)
+        self.register_buffer("faces", model.faces.long().clone(), persistent=False)
+
+    @property
+    def num_vertices(self) -> int:
+        return self.v_template.shape[0]
+
+    def phenotype(self, betas: Tensor) -> Tensor:
+        """betas (B, 6) -> Anny phenotype values (B, 6) in PHENOTYPES order, clamped to the valid range."""
+        return torch.clamp(self.phenotype_mean + betas, self.phenotype_min, self.phenotype_max)
+
+    def blend_coefficients(self, phenotype: Tensor) -> Tensor:
+        """Phenotype values (B, 6) -> coefficients (B, K) of the rest-shape directions (Anny's
+        piecewise-linear interpolation between its phenotype targets, then its compact basis).
+
+        Each of Anny's phenotype targets is weighted by a product of a few interpolation
+        factors. Anny forms that product over a dense mask with torch.prod, whose backward is
+        slow; gathering each target's factors and multiplying them is the same number, faster.
+        """
+        factors = torch.cat((self._phenotype_factors(phenotype), phenotype.new_ones(phenotype.shape[0], 1)), 1)
+        gathered = factors[:, self.factor_index]  # (B, targets, max factors)
+        weights = gathered[..., 0]
+        for m in range(1, gathered.shape[-1]):
+            weights = weights * gathered[..., m]
+        return weights @ self.blend_projection
+
+    def _phenotype_factors(self, phenotype: Tensor) -> Tensor:
+        """(B, 6) -> (B, 26) interpolation factors in the order of Anny's PHENOTYPE_VARIATIONS;
+        phenotypes this wrapper does not expose stay at Anny's defaults (0.5, races equal)."""
+        from anny.models.phenotype import PHENOTYPE_VARIATIONS, make_phenotype_anchors
+        from anny.utils.interpolation import linear_interpolation_coefficients
+
+        anchors = make_phenotype_anchors(phenotype.dtype, phenotype.device)
+        B = phenotype.shape[0]
+        columns = []
+        for feature, variations in PHENOTYPE_VARIATIONS.items():
+            if feature == "race":
+                columns.append(phenotype.new_full((B, len(variations)), 1 / len(variations)))
+                continue
+            value = phenotype[:, PHENOTYPES.index(feature)] if feature in PHENOTYPES else phenotype.new_full((B,), 0.5)
+            columns.append(linear_interpolation_coefficients(value, anchors[feature], extrapolate=False))
+        return torch.cat(columns, 1)
+
+    def keypoints_only(self, rotmats: Tensor, betas: Tensor, transl: Tensor | None = None) -> Tensor:
+        """COCO-17 keypoints without the mesh; within a few mm of `forward(...).keypoints`."""
+        self._check_inputs(rotmats, betas, transl)
+        B = rotmats.shape[0]
+        coefficients = self.blend_coefficients(self.phenotype(betas))
+        rest_keypoints = self.kp_template + (coefficients @ self.kp_dirs).view(B, -1, 3)
+        rest_joints = self.j_template + (coefficients @ self.jointdirs).view(B, -1, 3)
+        _, transforms = forward_kinematics(rotmats, rest_joints, self.parents)
+        keypoints = linear_blend_skinning(rest_keypoints, self.kp_weights, transforms)
+        return keypoints if transl is None else keypoints + transl[:, None]
+
+    def forward(self, rotmats: Tensor, betas: Tensor, transl: Tensor | None = None) -> BodyOutput:
+        self._check_inputs(rotmats, betas, transl)
+        B = rotmats.shape[0]
+        coefficients = self.blend_coefficients(self.phenotype(betas))
+        rest_vertices = self.v_template + (coefficients @ self.shapedirs).view(B, -1, 3)
+        rest_joints = self.j_template + (coefficients @ self.jointdirs).view(B, -1, 3)
+        joints, transforms = forward_kinematics(rotmats, rest_joints, self.parents)
+        vertices = linear_blend_skinning(rest_vertices, self.weights, transforms)
+        keypoints = self.keypoint_regressor @ vertices
+        if transl is not None:
+            shift = transl[:, None]
+            vertices, joints, keypoints = vertices + shift, joints + shift, keypoints + shift
+        return BodyOutput(vertices=vertices, joints=joints, keypoints=keypoints)

@@ -1,0 +1,149 @@
+"""The body-model interface shared by SMPL and Anny, and the kinematics both are built on.
+
+Every model outputs bodies in SMPL's canonical frame: metres, +Y up, the body facing +Z, its
+left side towards +X, the pelvis near the origin at the rest pose. An identity global
+orientation followed by a 180 degree rotation about X then gives an upright person facing an
+OpenCV camera, which is how CLIFF places bodies.
+
+Poses are given as local joint rotations, SMPL-style: `rotmats[:, j]` rotates joint j's
+subtree about joint j, in the canonical axes of the rest pose, relative to its parent. With
+G_j = G_parent(j) @ rotmats[:, j] (G_root = rotmats[:, 0]), a rest-pose point p skinned to
+joint j goes to G_j (p - J_j) + posed position of J_j. All rotations identity = the rest pose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..errors import CliffError
+
+COCO17_NAMES: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+GENDERS = ("neutral", "male", "female")
+
+
+@dataclass
+class BodyOutput:
+    """A batch of posed bodies, in metres in the canonical frame, translation included."""
+
+    vertices: Tensor  # (B, V, 3)
+    joints: Tensor  # (B, J, 3) the model's kinematic joints, posed
+    keypoints: Tensor  # (B, 17, 3) COCO-17 keypoints in COCO17_NAMES order
+
+
+class BodyModel(nn.Module):
+    """A differentiable, batched parametric body: local joint rotations + shape -> mesh.
+
+    Subclasses set the attributes below and register `faces` as a buffer.
+    """
+
+    name: str  # "smpl" | "anny"
+    faces: Tensor  # (F, 3) int64
+    num_joints: int  # rotations taken by forward, root first
+    num_betas: int  # shape coefficients
+    joint_names: list[str]
+    parents: list[int]  # parent of each joint, -1 for the root; parents[j] < j
+
+    @property
+    def num_vertices(self) -> int:
+        raise NotImplementedError
+
+    def forward(self, rotmats: Tensor, betas: Tensor, transl: Tensor | None = None) -> BodyOutput:
+        """rotmats (B, num_joints, 3, 3) local rotations, rotmats[:, 0] the global orientation;
+        betas (B, num_betas); transl (B, 3) added to every output point."""
+        raise NotImplementedError
+
+    def keypoints_only(self, rotmats: Tensor, betas: Tensor, transl: Tensor | None = None) -> Tensor:
+        """(B, 17, 3) COCO-17 keypoints, same arguments as `forward`. Models may override this with
+        a cheaper computation for optimisation loops, which only need the keypoints."""
+        return self(rotmats, betas, transl).keypoints
+
+    def regress(self, vertices: Tensor, regressor: Tensor) -> Tensor:
+        """Joints from vertices by a linear regressor (e.g. H36M's): (B, V, 3), (K, V) -> (B, K, 3)."""
+        if regressor.ndim != 2 or regressor.shape[1] != vertices.shape[1]:
+            raise CliffError(
+                f"joint regressor of shape {tuple(regressor.shape)} does not fit the {self.name} body "
+                f"({vertices.shape[1]} vertices): expected (K, {vertices.shape[1]})"
+            )
+        return torch.einsum("kv,bvc->bkc", regressor.to(vertices), vertices)
+
+    def _check_inputs(self, rotmats: Tensor, betas: Tensor, transl: Tensor | None) -> None:
+        B = rotmats.shape[0]
+        if rotmats.shape != (B, self.num_joints, 3, 3):
+            raise ValueError(f"{self.name}: rotmats must be (B, {self.num_joints}, 3, 3), got {tuple(rotmats.shape)}")
+        if betas.shape != (B, self.num_betas):
+            raise ValueError(f"{self.name}: betas must be ({B}, {self.num_betas}), got {tuple(betas.shape)}")
+        if transl is not None and transl.shape != (B, 3):
+            raise ValueError(f"{self.name}: transl must be ({B}, 3), got {tuple(transl.shape)}")
+
+
+def forward_kinematics(rotmats: Tensor, rest_joints: Tensor, parents: list[int]) -> tuple[Tensor, Tensor]:
+    """Pose a skeleton given local rotations about its rest joints.
+
+    rotmats (B, J, 3, 3) local rotations; rest_joints (B, J, 3); parents[j] < j, -1 for the root.
+    Returns the posed joints (B, J, 3) and the skinning transforms (B, J, 3, 4) that map a
+    rest-pose point rigidly attached to joint j to its posed position (the root stays in place).
+    """
+    offsets = torch.cat((rest_joints[:, :1], rest_joints[:, 1:] - rest_joints[:, parents[1:]]), dim=1)
+    rotations = [rotmats[:, 0]]
+    positions = [offsets[:, 0]]
+    for j in range(1, len(parents)):
+        R_p, t_p = rotations[parents[j]], positions[parents[j]]
+        rotations.append(R_p @ rotmats[:, j])
+        positions.append(t_p + (R_p @ offsets[:, j, :, None])[..., 0])
+    G = torch.stack(rotations, dim=1)  # (B, J, 3, 3) global rotations
+    posed = torch.stack(positions, dim=1)  # (B, J, 3)
+    # x -> G_j (x - rest_j) + posed_j
+    shift = posed - (G @ rest_joints[..., None])[..., 0]
+    return posed, torch.cat((G, shift[..., None]), dim=-1)
+
+
+def linear_blend_skinning(vertices: Tensor, weights: Tensor, transforms: Tensor) -> Tensor:
+    """vertices (B, V, 3) rest pose, weights (V, J) rows summing to 1, transforms (B, J, 3, 4)
+    from `forward_kinematics` -> posed vertices (B, V, 3)."""
+    B, J = transforms.shape[:2]
+    blended = (weights @ transforms.reshape(B, J, 12)).reshape(B, -1, 3, 4)  # (B, V, 3, 4)
+    return (blended[..., :3] * vertices[:, :, None, :]).sum(-1) + blended[..., 3]
+
+
+def load_body_model(kind_or_path: str | Path | None = None, gender: str = "neutral", device="cpu") -> BodyModel:
+    """The body model to use.
+
+    None or "anny" -> Anny (gender sets the phenotype it is centred on). A path to an SMPL
+    .pkl/.npz file, or to a folder holding SMPL_NEUTRAL/SMPL_MALE/SMPL_FEMALE (.pkl or .npz)
+    -> SMPL of that gender.
+    """
+    if gender not in GENDERS:
+        raise CliffError(f"unknown gender {gender!r}: use one of {', '.join(GENDERS)}")
+    # Imported here: each model pulls in its own heavy dependencies (Anny: its data and builder).
+    if kind_or_path is None or str(kind_or_path).lower() == "anny":
+        from .anny import AnnyBody
+
+        return AnnyBody(gender=gender).to(device)
+    from .smpl import SMPLModel, find_smpl_file
+
+    return SMPLModel.from_file(find_smpl_file(kind_or_path, gender)).to(device)
+
+
+def load_joint_regressor(path: str | Path) -> Tensor:
+    """A (K, V) joint regressor from a .npy file, e.g. J_regressor_h36m.npy, as float32."""
+    path = Path(path)
+    if not path.is_file():
+        raise CliffError(f"joint regressor file not found: {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise CliffError(f"{path}: not a readable .npy array ({e})") from None
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+        shape = getattr(array, "shape", "a .npz archive")
+        raise CliffError(f"{path}: a joint regressor must be a numeric (K, V) array, got {shape}")
+    return torch.as_tensor(array, dtype=torch.float32)
