@@ -331,6 +331,17 @@ def _rotation_y(angle_deg: float) -> torch.Tensor:
     return torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=torch.float64)
 
 
+def _fit_depth(verts: torch.Tensor, width: int, height: int, fx, fy, cx, cy, margin: float = 0.05) -> float:
+    """Smallest shift along +z that puts every vertex (V, 3) in front of the camera and inside
+    the frame, `margin` of the frame away from its edges."""
+    x, y, z = verts.unbind(1)
+    room_u = torch.where(x < 0, cx - margin * width, width * (1 - margin) - cx) / fx
+    room_v = torch.where(y < 0, cy - margin * height, height * (1 - margin) - cy) / fy
+    need = torch.maximum(x.abs() / room_u.clamp_min(1e-6), y.abs() / room_v.clamp_min(1e-6))
+    need = torch.maximum(need, torch.full_like(need, 0.1)) - z  # and at least 10 cm deep
+    return float(need.max().clamp_min(0.0))
+
+
 def render_side_view(
     image_shape: tuple[int, ...],
     meshes: Sequence[ArrayLike],
@@ -345,10 +356,11 @@ def render_side_view(
 ) -> np.ndarray:
     """Render the meshes turned by angle_deg about the vertical through their centroid.
 
-    The centroid is the mean of all vertices of all meshes; the camera is unchanged, so
-    at +90 degrees depth becomes left-right: farther people appear further right, as if
-    seen from the camera's right-hand side. Parts turned behind the near plane are not
-    drawn. image_shape: (H, W) or (H, W, 3). Returns (H, W, 3) uint8 on `background`.
+    The centroid is the mean of all vertices of all meshes; at +90 degrees depth becomes
+    left-right: farther people appear further right, as if seen from the camera's right-hand
+    side. The turned scene is then moved away from the camera, if needed, until every vertex
+    lies in the frame, so people spread out in depth all stay visible.
+    image_shape: (H, W) or (H, W, 3). Returns (H, W, 3) uint8 on `background`.
     """
     height, width = int(image_shape[0]), int(image_shape[1])
     verts = [_as_tensor(v, torch.float64) for v in meshes]
@@ -356,6 +368,7 @@ def render_side_view(
         centre = torch.cat(verts).mean(0)
         rot = _rotation_y(angle_deg)
         verts = [(v - centre) @ rot.T + centre for v in verts]
+        verts = [v + torch.tensor([0.0, 0.0, _fit_depth(torch.cat(verts), width, height, fx, fy, cx, cy)]) for v in verts]
     rgb, mask = _render(height, width, verts, faces, fx, fy, cx, cy, colors)
     out = np.empty((height, width, 3), dtype=np.uint8)
     out[:] = np.asarray(background, dtype=np.uint8)

@@ -296,3 +296,17 @@ def test_side_view_puts_farther_people_on_the_right():
     red = np.nonzero((side[..., 0] > side[..., 2] + 20).any(0))[0]
     blue = np.nonzero((side[..., 2] > side[..., 0] + 20).any(0))[0]
     assert len(red) and len(blue) and red.max() < blue.min()
+
+
+def test_side_view_keeps_people_far_apart_in_depth_in_the_frame():
+    # 1.3 m and 4 m away, off to opposite sides: turned by 90 degrees about their centroid, the
+    # far one would leave the frame; the side view backs off until both are fully visible.
+    near, faces = box((0.4, 1.7, 0.3), (-0.5, 0.0, 1.3))
+    far, _ = box((0.4, 1.7, 0.3), (1.2, 0.0, 4.0))
+    colors = [(255, 0, 0), (0, 0, 255)]
+    side = render_side_view((120, 280), [near, far], faces, 300.0, 300.0, 140.0, 60.0, colors=colors).astype(int)
+    red = (side[..., 0] > side[..., 2] + 20) & (side[..., 1] < 100)
+    blue = (side[..., 2] > side[..., 0] + 20) & (side[..., 1] < 100)
+    assert red.any() and blue.any()
+    for mask in (red, blue):  # nothing touches the border: each box is whole
+        assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
