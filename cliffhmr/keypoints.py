@@ -33,31 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .body.base import COCO17_NAMES  # the one definition of the COCO-17 order
 from .detect import ASSETS, _ort_session, as_rgb_uint8
 from .errors import CliffError
 
 DEFAULT_POSE = ASSETS / "pose_landmark_full.onnx"
 DEFAULT_POSE_DETECTOR = ASSETS / "pose_detection.onnx"
-
-COCO17_NAMES: list[str] = [
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-]
 
 # BlazePose 33-landmark topology index for each COCO-17 joint.
 BLAZEPOSE_TO_COCO17 = np.array([0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])

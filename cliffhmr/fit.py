@@ -1,0 +1,218 @@
+"""Full-frame fitting (CLIFF+ style): body parameters whose keypoints, seen by the whole image's
+perspective camera, land on the detected 2D keypoints.
+
+All people of an image are optimised together as one batch. The crop-only alternative used by
+HMR-style fitting (a weak-perspective camera per crop) is `FitConfig(camera="crop")`; the
+benchmark compares the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .body import BodyModel, BodyOutput
+from .camera import cam_crop_to_full, cam_full_to_crop, perspective_project, weak_perspective_to_image
+from .rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle, rotmat_to_rot6d
+
+# COCO-17 indices used to anchor the torso before the limbs are free to move.
+TORSO = (5, 6, 11, 12)
+MIN_DEPTH = 0.2  # metres: a fit closer than this to the camera has diverged
+STIFF_JOINTS = ("spine", "neck", "clavicle", "collar", "head")
+
+
+@dataclass
+class FitConfig:
+    iterations: int = 120
+    torso_iterations: int = 30  # first steps move only global orientation and translation
+    lr: float = 0.03
+    robust_sigma: float = 0.1  # Geman-McClure scale, in person heights, reached after annealing
+    robust_sigma_start: float = 1.0  # wide at first so large initial errors still pull
+    min_confidence: float = 0.2  # keypoints below this are ignored
+    w_pose: float = 0.01
+    w_torso_pose: float = 0.1  # spine, neck, clavicles: stiff, so a person cut at the waist stays upright
+    w_shape: float = 0.01
+    w_world: float = 3.0
+    camera: str = "full"  # "full": perspective camera of the whole image; "crop": weak perspective per crop
+
+
+@dataclass
+class Estimate:
+    """Body parameters for P people. rotmat (P, J, 3, 3) local, [0] in the camera frame; betas (P, S); transl (P, 3)."""
+
+    rotmat: torch.Tensor
+    betas: torch.Tensor
+    transl: torch.Tensor
+
+
+@dataclass
+class FitResult(Estimate):
+    body: BodyOutput = None
+    quality: torch.Tensor = None  # (P,) in [0, 1]
+    flags: list[list[str]] = field(default_factory=list)
+
+
+def ray_rotation(points_2d: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
+    """Rotation taking the optical axis (0, 0, 1) onto the viewing ray through each pixel.
+
+    points_2d: (P, 2) pixels; focal, principal: (P, 2) -> (P, 3, 3). A crop sees its person along
+    this ray; a body orientation estimated from the crop alone is relative to it (what CLIFF corrects).
+    """
+    xy = (points_2d - principal) / focal
+    d = torch.cat((xy, torch.ones_like(xy[:, :1])), -1)
+    d = d / d.norm(dim=-1, keepdim=True)
+    z = torch.tensor([0.0, 0.0, 1.0]).expand_as(d)
+    axis = torch.cross(z, d, dim=-1)
+    angle = torch.atan2(axis.norm(dim=-1), (z * d).sum(-1))
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return axis_angle_to_rotmat(axis * angle[:, None])
+
+
+def keypoint_quality(pred: torch.Tensor, target: torch.Tensor, size: torch.Tensor, min_conf: float = 0.2) -> torch.Tensor:
+    """OKS-like agreement in [0, 1]: pred (P, 17, 2), target (P, 17, 3) with confidence, size (P,) box heights."""
+    conf = target[..., 2] * (target[..., 2] >= min_conf)
+    err = (pred - target[..., :2]).norm(dim=-1) / size[:, None]
+    sim = torch.exp(-(err**2) / (2 * 0.05**2))
+    return (conf * sim).sum(-1) / conf.sum(-1).clamp_min(1e-6)
+
+
+def fit_people(
+    body_model: BodyModel,
+    keypoints: torch.Tensor,
+    focal: torch.Tensor,
+    principal: torch.Tensor,
+    init: Estimate,
+    world: torch.Tensor | None = None,
+    config: FitConfig | None = None,
+    boxes: torch.Tensor | None = None,
+) -> FitResult:
+    """Optimise P people at once.
+
+    keypoints: (P, 17, 3) COCO-17 pixels + confidence; focal, principal: (P, 2) pixels; world: (P, 17, 3) optional metric
+    root-relative 3D keypoints in each crop's camera frame (e.g. BlazePose world landmarks);
+    boxes: (P, 4) optional, only used by the crop camera; default: the keypoints' extent.
+    """
+    cfg = config or FitConfig()
+    P = keypoints.shape[0]
+    kp = keypoints.detach().float()
+    conf = kp[..., 2] * (kp[..., 2] >= cfg.min_confidence)
+    visible = conf > 0
+    size = _keypoint_extent(kp, visible)
+    center = _visible_center(kp, visible)
+
+    root6d = rotmat_to_rot6d(init.rotmat[:, 0]).detach().clone().requires_grad_(True)
+    body_aa = rotmat_to_axis_angle(init.rotmat[:, 1:]).detach().clone().requires_grad_(True)
+    betas = init.betas.detach().clone().requires_grad_(True)
+    transl = init.transl.detach().clone().requires_grad_(True)
+    params = (root6d, body_aa, betas, transl)
+    pose_w = torch.tensor(
+        [cfg.w_torso_pose if any(k in n.lower() for k in STIFF_JOINTS) else cfg.w_pose for n in body_model.joint_names[1:]]
+    )
+
+    world_cam = None
+    if world is not None:
+        # World landmarks are in the crop's camera frame: turn them to the full camera's frame.
+        R_ray = ray_rotation(center, focal, principal)
+        world_cam = world.float() @ R_ray.transpose(1, 2)
+
+    f, c = focal.float(), principal.float()
+    f_mean = f.prod(-1).sqrt()  # the crop camera assumes square pixels
+    crop_box_center = center if boxes is None else (boxes[:, :2] + boxes[:, 2:4]) / 2
+    crop_b = size if boxes is None else (boxes[:, 3] - boxes[:, 1]).clamp_min(1.0)
+    if cfg.camera == "crop":
+        # The crop camera's unknowns are (tx, ty) in body units and the depth that sets its scale.
+        with torch.no_grad():
+            cam = cam_full_to_crop(transl, crop_box_center, crop_b, f_mean, c)
+            transl[:, :2] = cam[:, 1:]
+
+    def rotmats():
+        return torch.cat((rot6d_to_rotmat(root6d)[:, None], axis_angle_to_rotmat(body_aa)), dim=1)
+
+    def project(keypoints: torch.Tensor) -> torch.Tensor:
+        if cfg.camera == "full":
+            return perspective_project(keypoints, f, c)
+        # Crop-only: weak perspective of the un-translated body, scale from the depth, as HMR.
+        s = 2 * f_mean / (crop_b * transl[:, 2].clamp_min(MIN_DEPTH))
+        cam = torch.stack((s, transl[:, 0], transl[:, 1]), -1)
+        return weak_perspective_to_image(keypoints - transl[:, None], cam, crop_box_center, crop_b)
+
+    def loss_fn(torso_only: bool, sigma: float) -> torch.Tensor:
+        keypoints = body_model.keypoints_only(rotmats(), betas, transl)
+        proj = project(keypoints)
+        r2 = ((proj - kp[..., :2]) ** 2).sum(-1) / size[:, None] ** 2
+        rho = r2 / (r2 + sigma**2)  # Geman-McClure: outliers stop pulling
+        w = conf
+        if torso_only:
+            w = w * torch.zeros(17).index_fill_(0, torch.tensor(TORSO), 1.0)
+        per_person = (w * rho).sum(-1) / w.sum(-1).clamp_min(1e-6)
+        per_person = per_person + (pose_w[:, None] * body_aa**2).sum((-1, -2)) + cfg.w_shape * (betas**2).sum(-1)
+        if world_cam is not None:
+            rel = keypoints - keypoints[:, 11:13].mean(1, keepdim=True)
+            tgt = world_cam - world_cam[:, 11:13].mean(1, keepdim=True)
+            per_person = per_person + cfg.w_world * (conf * ((rel - tgt) ** 2).sum(-1)).sum(-1) / conf.sum(-1).clamp_min(1e-6)
+        return per_person
+
+    good = [p.detach().clone() for p in params]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    for step in range(cfg.iterations):
+        torso = step < cfg.torso_iterations
+        # Geometric annealing of the robust scale over the first half of the steps.
+        t = min(1.0, step / max(1, cfg.iterations // 2))
+        sigma = cfg.robust_sigma_start * (cfg.robust_sigma / cfg.robust_sigma_start) ** t
+        opt.zero_grad()
+        per_person = loss_fn(torso, sigma)
+        per_person.sum().backward()
+        if torso:
+            body_aa.grad = None
+            betas.grad = None
+        for p in params:
+            if p.grad is not None:
+                p.grad.nan_to_num_(0.0, 0.0, 0.0)
+        opt.step()
+        with torch.no_grad():
+            transl[:, 2].clamp_(min=MIN_DEPTH)
+            ok = torch.isfinite(per_person)
+            for p in params:
+                ok &= torch.isfinite(p).reshape(P, -1).all(-1)
+            for p, g in zip(params, good):
+                p[~ok] = g[~ok]  # a diverged person goes back to its last finite state
+                g.copy_(p)
+
+    with torch.no_grad():
+        final_rot = rotmats()
+        if cfg.camera == "crop":
+            # HMR's reading of a crop camera: the same rotation, translated to where the box is.
+            s = 2 * f_mean / (crop_b * transl[:, 2])
+            cam = torch.stack((s, transl[:, 0], transl[:, 1]), -1)
+            transl = cam_crop_to_full(cam, crop_box_center, crop_b, f_mean, c)
+        out = body_model(final_rot, betas, transl)
+        proj = perspective_project(out.keypoints, f, c)
+        quality = keypoint_quality(proj, kp, size, cfg.min_confidence)
+    flags = [_flags(visible[i], quality[i], transl[i].detach()) for i in range(P)]
+    return FitResult(final_rot, betas.detach(), transl.detach(), body=out, quality=quality, flags=flags)
+
+
+def _keypoint_extent(kp: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """(P,) a person's size in pixels: the larger side of the visible keypoints' box (at least 16 px)."""
+    big = torch.finfo(kp.dtype).max
+    lo = torch.where(visible[..., None], kp[..., :2], torch.full_like(kp[..., :2], big)).amin(1)
+    hi = torch.where(visible[..., None], kp[..., :2], torch.full_like(kp[..., :2], -big)).amax(1)
+    ext = (hi - lo).amax(-1)
+    return torch.where(visible.any(-1), ext, torch.zeros_like(ext)).clamp_min(16.0)
+
+
+def _visible_center(kp: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    w = visible.float()[..., None]
+    return (kp[..., :2] * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+
+def _flags(visible: torch.Tensor, quality: torch.Tensor, transl: torch.Tensor) -> list[str]:
+    flags = []
+    if int(visible.sum()) < 6:
+        flags.append("few_keypoints")
+    if float(quality) < 0.3:
+        flags.append("poor_fit")
+    if float(transl[2]) <= MIN_DEPTH + 1e-6:
+        flags.append("depth_clamped")
+    return flags

@@ -1,0 +1,254 @@
+"""The straight line from a photo to people in the full camera frame.
+
+image -> person boxes -> crops and camera -> (CLIFF network | keypoints + regressor) -> body model
+-> full-frame fitting -> `ImageResult`. Rendering and files are in `outputs`.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import camera, crop
+from .body import COCO17_NAMES, BodyModel, load_body_model
+from .errors import CliffError
+from .image import LoadedImage, load_image
+from .rotation import rotmat_to_axis_angle
+
+
+@dataclass
+class Person:
+    """One person, everything in the full camera frame (OpenCV axes, metres, pixels)."""
+
+    bbox: np.ndarray  # (5,) x1, y1, x2, y2, score
+    center: np.ndarray  # (2,) crop centre in pixels
+    scale: float  # crop height / 200 pixels
+    rotmat: np.ndarray  # (J, 3, 3) local joint rotations, [0] = global orientation in the camera frame
+    pose: np.ndarray  # (J * 3,) the same as axis-angle
+    betas: np.ndarray  # (S,) shape coefficients of the body model
+    pred_cam: np.ndarray  # (3,) crop weak-perspective camera (s, tx, ty)
+    transl: np.ndarray  # (3,) body translation in the camera frame ("global_t")
+    vertices: np.ndarray  # (V, 3) camera frame, translation applied
+    joints: np.ndarray  # (K, 3) body-model joints then COCO-17 keypoints, camera frame
+    keypoints_2d: np.ndarray  # (K, 2) `joints` projected into the image
+    detected_keypoints: np.ndarray | None = None  # (17, 3) 2D keypoints the fit used (x, y, confidence)
+    quality: float | None = None  # 0..1, from the fit's keypoint agreement; None for the network path
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImageResult:
+    image: LoadedImage
+    intrinsics: camera.Intrinsics
+    body_model: str
+    method: str  # "cliff" (network) or "fit" (keypoints + full-frame fitting)
+    joint_names: list[str]
+    faces: np.ndarray
+    people: list[Person]
+    timings: dict[str, float]
+
+
+@dataclass
+class PredictorConfig:
+    checkpoint: str | None = None
+    backbone: str | None = None
+    body_model: str | None = None  # None -> Anny; a path -> SMPL
+    keypoints_from: str | None = None  # a COCO/OpenPose JSON instead of the keypoint model
+    rescale: float = crop.RESCALE_INFERENCE
+    detection_threshold: float = 0.5
+    fit_iterations: int = 120
+    device: str = "cpu"
+
+
+class _Timer:
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+class Predictor:
+    """Loads every model once; `__call__` handles one image."""
+
+    def __init__(self, config: PredictorConfig | None = None):
+        self.config = config or PredictorConfig()
+        cfg = self.config
+        self.device = torch.device(cfg.device)
+        self.network = None
+        if cfg.checkpoint is not None:
+            from .models import load_checkpoint
+
+            if cfg.body_model in (None, "anny"):
+                raise CliffError("the CLIFF network predicts SMPL parameters: pass --smpl PATH with --checkpoint")
+            self.network = load_checkpoint(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device)
+        self.body: BodyModel = load_body_model(cfg.body_model, device=cfg.device)
+        self._detector = None
+        self._pose = None
+        self._regressor = None
+
+    # Stage objects are built on first use: a run with user boxes never loads the detector.
+    @property
+    def detector(self):
+        if self._detector is None:
+            from .detect import PersonDetector
+
+            self._detector = PersonDetector(score_threshold=self.config.detection_threshold)
+        return self._detector
+
+    @property
+    def pose_estimator(self):
+        if self._pose is None:
+            from .keypoints import PoseEstimator
+
+            self._pose = PoseEstimator()
+        return self._pose
+
+    @property
+    def method(self) -> str:
+        return "cliff" if self.network is not None else "fit"
+
+    def __call__(
+        self,
+        source: str | Path | np.ndarray | LoadedImage,
+        boxes: np.ndarray | None = None,
+        intrinsics: camera.Intrinsics | None = None,
+        focal: float | None = None,
+        keypoints: np.ndarray | None = None,
+    ) -> ImageResult:
+        """Predict the people in one image.
+
+        boxes: (N, 4|5) person boxes in pixels, or None to detect them; intrinsics / focal override
+        the camera (default: EXIF 35 mm focal length if present, else the image diagonal);
+        keypoints: (N, 17, 3) COCO-17 2D keypoints per box for the fitting path, or None to estimate them.
+        """
+        timer = _Timer()
+        image = source if isinstance(source, LoadedImage) else load_image(source)
+        K = _choose_intrinsics(image, intrinsics, focal)
+        name = str(image.path) if image.path else "image"
+
+        with timer("detection"):
+            if boxes is None:
+                boxes = self.detector(image.pixels) if self.method == "fit" else _whole_image_box(image)
+            else:
+                boxes = crop.validate_boxes(boxes, image.width, image.height, source=name)
+        if keypoints is not None and len(keypoints) != len(boxes):
+            raise CliffError(f"{name}: {len(keypoints)} keypoint sets for {len(boxes)} boxes")
+
+        n = len(boxes)
+        box_t = torch.as_tensor(boxes[:, :4], dtype=torch.float32)
+        center, scale = crop.box_to_center_scale(box_t, rescale=self.config.rescale)
+        focal_t = torch.full((n,), K.focal)
+        principal = torch.tensor([[K.cx, K.cy]]).expand(n, 2)
+
+        if n == 0:
+            people = []
+        elif self.method == "cliff":
+            people = self._run_network(image, boxes, center, scale, focal_t, principal, K, timer)
+        else:
+            people = self._run_fit(image, boxes, center, scale, K, keypoints, timer)
+        return ImageResult(
+            image=image,
+            intrinsics=K,
+            body_model=self.body.name,
+            method=self.method,
+            joint_names=[*self.body.joint_names, *(f"coco_{k}" for k in COCO17_NAMES)],
+            faces=self.body.faces.cpu().numpy(),
+            people=people,
+            timings=timer.seconds,
+        )
+
+    @torch.no_grad()
+    def _run_network(self, image, boxes, center, scale, focal, principal, K, timer) -> list[Person]:
+        net = self.network
+        with timer("crop"):
+            crops = crop.normalize(crop.crop_images(image.pixels, center, scale)).to(self.device)
+            b = 200.0 * scale
+            info = camera.bbox_info(center, b, focal, principal, style=net.bbox_info).to(self.device)
+        with timer("network"):
+            out = net.model(crops, info)
+        with timer("body model"):
+            transl = camera.cam_crop_to_full(out.cam.cpu(), center, b, focal, principal)
+            body = self.body(out.rotmat.to(self.device), out.betas.to(self.device), transl.to(self.device))
+        return _people(boxes, center, scale, out.rotmat, out.betas, out.cam, transl, body, K)
+
+    def _run_fit(self, image, boxes, center, scale, K, keypoints, timer) -> list[Person]:
+        from .fit import FitConfig, fit_people
+        from .regressor import initial_estimate
+
+        with timer("keypoints"):
+            if keypoints is None:
+                kp = self.pose_estimator(image.pixels, boxes)
+                kp2d, world = torch.as_tensor(kp.coco, dtype=torch.float32), kp.world
+                world = None if world is None else torch.as_tensor(world, dtype=torch.float32)
+            else:
+                kp2d, world = torch.as_tensor(np.asarray(keypoints), dtype=torch.float32), None
+        f, c = K.as_tensors(len(boxes))
+        with timer("regressor"):
+            init = initial_estimate(self.body, kp2d, center, scale, f, c)
+        with timer("fitting"):
+            fit = fit_people(self.body, kp2d, f, c, init, world=world, config=FitConfig(iterations=self.config.fit_iterations))
+        b = 200.0 * scale
+        focal = torch.full((len(boxes),), K.focal)
+        principal = torch.tensor([[K.cx, K.cy]]).expand(len(boxes), 2)
+        cam = camera.cam_full_to_crop(fit.transl, center, b, focal, principal)
+        people = _people(boxes, center, scale, fit.rotmat, fit.betas, cam, fit.transl, fit.body, K)
+        for p, q, flags, k in zip(people, fit.quality.tolist(), fit.flags, kp2d.numpy()):
+            p.quality, p.flags, p.detected_keypoints = q, flags, k
+        return people
+
+
+def _choose_intrinsics(image: LoadedImage, intrinsics, focal) -> camera.Intrinsics:
+    w, h = image.width, image.height
+    if intrinsics is not None:
+        return intrinsics
+    if focal is not None:
+        if not focal > 0:
+            raise CliffError(f"focal length must be positive, got {focal}")
+        return camera.Intrinsics.from_focal(focal, w, h)
+    if image.focal_35mm is not None:
+        return camera.Intrinsics.from_35mm(image.focal_35mm, w, h)
+    return camera.Intrinsics.default(w, h)
+
+
+def _whole_image_box(image: LoadedImage) -> np.ndarray:
+    return np.array([[0, 0, image.width - 1, image.height - 1, 1.0]], np.float32)
+
+
+def _people(boxes, center, scale, rotmat, betas, cam, transl, body, K: camera.Intrinsics) -> list[Person]:
+    """Pack batched tensors into per-person results; joints = model joints ++ COCO-17 keypoints."""
+    joints = torch.cat((body.joints, body.keypoints), dim=1).detach().cpu()
+    n = joints.shape[0]
+    f = torch.tensor([[K.fx, K.fy]]).expand(n, 2)
+    c = torch.tensor([[K.cx, K.cy]]).expand(n, 2)
+    kp2d = camera.perspective_project(joints, f, c)
+    rotmat = rotmat.detach().cpu()
+    aa = rotmat_to_axis_angle(rotmat).reshape(n, -1)
+    verts = body.vertices.detach().cpu()
+    return [
+        Person(
+            bbox=np.asarray(boxes[i], np.float32),
+            center=center[i].numpy(),
+            scale=float(scale[i]),
+            rotmat=rotmat[i].numpy(),
+            pose=aa[i].numpy(),
+            betas=betas[i].detach().cpu().numpy(),
+            pred_cam=cam[i].detach().cpu().numpy(),
+            transl=transl[i].detach().cpu().numpy(),
+            vertices=verts[i].numpy(),
+            joints=joints[i].numpy(),
+            keypoints_2d=kp2d[i].numpy(),
+        )
+        for i in range(n)
+    ]
+

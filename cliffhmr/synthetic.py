@@ -1,0 +1,115 @@
+"""Synthetic people in full frames, with known cameras, for tests, benchmarks and training.
+
+A person is the body model in a random pose and shape, standing upright with a random heading,
+placed so that its pelvis lands anywhere in the image at a random depth, seen by a camera with
+a random but realistic field of view. Their COCO-17 keypoints are projected with the
+full-perspective camera, then perturbed with pixel noise and dropouts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .body import BodyModel
+from .camera import perspective_project
+from .rotation import axis_angle_to_rotmat
+
+# Per-joint spread (radians, per axis) of random poses, by a word in the joint's name. Loose
+# enough to vary the silhouette, tight enough to stay human-looking in most samples.
+_SPREAD = (
+    ("spine", 0.12), ("pelvis", 0.0), ("root", 0.0), ("neck", 0.15), ("head", 0.2),
+    ("clavicle", 0.08), ("collar", 0.08), ("shoulder", 0.5), ("upperarm", 0.5), ("arm", 0.5),
+    ("elbow", 0.5), ("forearm", 0.5), ("lowerarm", 0.5), ("hand", 0.2), ("wrist", 0.2),
+    ("hip", 0.35), ("thigh", 0.35), ("upperleg", 0.35), ("knee", 0.35), ("calf", 0.35), ("shin", 0.35),
+    ("lowerleg", 0.35), ("foot", 0.15), ("ankle", 0.15), ("toe", 0.1),
+)
+FACE_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # canonical Y-up/+Z-facing -> facing an OpenCV camera
+
+
+def joint_spread(names: list[str]) -> torch.Tensor:
+    """(J,) pose spread per joint, from the joint names; 0.2 rad for names not listed."""
+    out = []
+    for name in names:
+        low = name.lower()
+        out.append(next((s for word, s in _SPREAD if word in low), 0.2))
+    return torch.tensor(out)
+
+
+def sample_rotmats(body: BodyModel, n: int, gen: torch.Generator, spread: float = 1.0) -> torch.Tensor:
+    """(n, J, 3, 3) local rotations: random limbs; the root upright (pitch/roll up to ~15 deg), any heading, facing the camera frame."""
+    sigma = joint_spread(body.joint_names) * spread
+    aa = torch.randn(n, body.num_joints, 3, generator=gen) * sigma[None, :, None]
+    yaw = (torch.rand(n, generator=gen) * 2 - 1) * math.pi
+    tilt = torch.randn(n, 2, generator=gen) * 0.12
+    root_canonical = axis_angle_to_rotmat(torch.stack((tilt[:, 0], yaw, tilt[:, 1]), -1))
+    R = axis_angle_to_rotmat(aa)
+    R[:, 0] = FACE_CAMERA @ root_canonical
+    return R
+
+
+@dataclass
+class Scenes:
+    """N synthetic people, each in its own frame of size (width, height)."""
+
+    rotmat: torch.Tensor  # (N, J, 3, 3) ground-truth local rotations, [0] in the camera frame
+    betas: torch.Tensor  # (N, S)
+    transl: torch.Tensor  # (N, 3)
+    focal: torch.Tensor  # (N,) pixels
+    width: int
+    height: int
+    keypoints_3d: torch.Tensor  # (N, 17, 3) camera frame
+    keypoints_2d: torch.Tensor  # (N, 17, 3) noisy pixels + confidence (0 = dropped)
+    clean_2d: torch.Tensor  # (N, 17, 2)
+    boxes: torch.Tensor  # (N, 4) x1, y1, x2, y2 around the clean keypoints, 10% margin
+
+    @property
+    def principal(self) -> torch.Tensor:
+        return torch.tensor([[self.width / 2, self.height / 2]]).expand(len(self.focal), 2)
+
+    def off_center_deg(self) -> torch.Tensor:
+        """(N,) angle between the optical axis and the ray through the pelvis, degrees."""
+        pelvis = self.keypoints_3d[:, 11:13].mean(1)
+        return torch.rad2deg(torch.atan2(pelvis[:, :2].norm(dim=-1), pelvis[:, 2]))
+
+
+def make_scenes(
+    body: BodyModel,
+    n: int,
+    seed: int = 0,
+    width: int = 1920,
+    height: int = 1080,
+    hfov_deg: tuple[float, float] = (45.0, 90.0),
+    depth_m: tuple[float, float] = (3.0, 9.0),
+    noise: float = 0.01,
+    dropout: float = 0.1,
+    spread: float = 1.0,
+) -> Scenes:
+    """Sample `n` people; pixel noise is `noise` x the person's box height (Gaussian, per coordinate)."""
+    gen = torch.Generator().manual_seed(seed)
+    rot = sample_rotmats(body, n, gen, spread)
+    betas = torch.randn(n, body.num_betas, generator=gen) * 0.5
+    hfov = torch.deg2rad(hfov_deg[0] + torch.rand(n, generator=gen) * (hfov_deg[1] - hfov_deg[0]))
+    focal = width / 2 / torch.tan(hfov / 2)
+    with torch.no_grad():
+        rest = body(rot, betas)
+    pelvis = rest.keypoints[:, 11:13].mean(1)
+    # Pelvis pixel anywhere in the central 80% of the frame, at a random depth.
+    uv = torch.rand(n, 2, generator=gen) * 0.8 + 0.1
+    u, v = uv[:, 0] * width, uv[:, 1] * height
+    z = depth_m[0] + torch.rand(n, generator=gen) * (depth_m[1] - depth_m[0])
+    target = torch.stack(((u - width / 2) / focal * z, (v - height / 2) / focal * z, z), -1)
+    transl = target - pelvis
+    with torch.no_grad():
+        kp3d = rest.keypoints + transl[:, None]
+    principal = torch.tensor([[width / 2, height / 2]]).expand(n, 2)
+    clean = perspective_project(kp3d, focal, principal)
+    lo, hi = clean.amin(1), clean.amax(1)
+    size = (hi - lo).amax(-1)
+    margin = (hi - lo) * 0.1
+    boxes = torch.cat((lo - margin, hi + margin), -1)
+    noisy = clean + torch.randn(clean.shape, generator=gen) * noise * size[:, None, None]
+    keep = (torch.rand(n, 17, generator=gen) >= dropout).float()
+    return Scenes(rot, betas, transl, focal, width, height, kp3d, torch.cat((noisy, keep[..., None]), -1), clean, boxes)
