@@ -118,7 +118,8 @@ def predict_command(args) -> int:
         if args.profile:
             tqdm.write("  " + "  ".join(f"{k}: {v * 1000:.0f} ms" for k, v in result.timings.items()))
     if failed:
-        print(f"cliffhmr: {len(failed)} of {len(images)} images failed", file=sys.stderr)
+        if len(images) > 1:
+            print(f"cliffhmr: {len(failed)} of {len(images)} images failed", file=sys.stderr)
         return 2
     return 0
 

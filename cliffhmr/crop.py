@@ -57,8 +57,7 @@ def crop_images(image: np.ndarray, center: torch.Tensor, scale: torch.Tensor) ->
     When a crop shrinks the image by more than 2x, the image is first box-filtered to that
     resolution so thin structures don't alias.
     """
-    h, w = image.shape[:2]
-    src = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)[None]
+    src = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float().div_(255.0)[None]
     crops = []
     for c, s in zip(center, scale):
         factor = int(200.0 * float(s) / CROP_HEIGHT // 2)  # integer pre-shrink, >= 2 only when useful

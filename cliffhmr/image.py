@@ -47,8 +47,10 @@ def load_image(source: str | Path | np.ndarray) -> LoadedImage:
             focal = _exif_focal_35mm(im)
             im = ImageOps.exif_transpose(im)
             pixels = _pil_to_rgb8(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise CliffError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+    except UnidentifiedImageError:
+        raise CliffError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise CliffError(f"{path}: not a readable image ({e})") from None
     if pixels.shape[0] < 8 or pixels.shape[1] < 8:
         raise CliffError(f"{path}: image is too small ({pixels.shape[1]}x{pixels.shape[0]})")
     return LoadedImage(pixels, path, focal)
@@ -115,7 +117,7 @@ def list_images(source: str | Path) -> list[Path]:
 def load_boxes_file(path: str | Path) -> dict[str, np.ndarray]:
     """BOXES.json: {"<image file name>": [[x1, y1, x2, y2, score], ...], ...}.
 
-    Keys are matched against an image's file name, then its stem. Score is optional.
+    Keys are matched against an image's file name, then its stem. Score is optional (default 1).
     """
     path = Path(path)
     try:
@@ -131,7 +133,7 @@ def load_boxes_file(path: str | Path) -> dict[str, np.ndarray]:
         if not isinstance(boxes, list) or not all(isinstance(b, list) and len(b) in (4, 5) for b in boxes):
             raise CliffError(f"{path}: entry {name!r} must be a list of [x1, y1, x2, y2] or [x1, y1, x2, y2, score]")
         try:
-            out[name] = np.asarray(boxes, dtype=np.float32).reshape(-1, len(boxes[0]) if boxes else 5)
+            out[name] = np.asarray([[*b, 1.0] if len(b) == 4 else b for b in boxes], dtype=np.float32).reshape(-1, 5)
         except (TypeError, ValueError):
             raise CliffError(f"{path}: entry {name!r} holds non-numeric box values") from None
     return out

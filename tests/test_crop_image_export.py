@@ -124,14 +124,15 @@ def test_list_images(tmp_path):
 
 def test_boxes_file(tmp_path):
     f = tmp_path / "boxes.json"
-    f.write_text(json.dumps({"a.jpg": [[1, 2, 30, 40, 0.9]], "b": [[1, 2, 30, 40]], "c.png": []}))
+    f.write_text(json.dumps({"a.jpg": [[1, 2, 30, 40, 0.9]], "b": [[1, 2, 30, 40]], "c.png": [], "mixed.png": [[1, 2, 3, 4], [5, 6, 7, 8, 0.5]]}))
     boxes = load_boxes_file(f)
     from pathlib import Path
 
     assert boxes_for(boxes, Path("x/a.jpg")).tolist() == [[1, 2, 30, 40, pytest.approx(0.9)]]
-    assert boxes_for(boxes, Path("b.png")).shape == (1, 4)
+    assert boxes_for(boxes, Path("b.png")).tolist() == [[1, 2, 30, 40, 1]]
     assert boxes_for(boxes, Path("c.png")).shape == (0, 5)
     assert boxes_for(boxes, Path("d.png")) is None
+    assert boxes_for(boxes, Path("mixed.png"))[:, 4].tolist() == [1, 0.5]
     f.write_text(json.dumps({"a.jpg": [[1, 2, 3]]}))
     with pytest.raises(CliffError, match="a.jpg"):
         load_boxes_file(f)
