@@ -69,6 +69,13 @@ def ray_rotation(points_2d: torch.Tensor, focal: torch.Tensor, principal: torch.
     return axis_angle_to_rotmat(axis * angle[:, None])
 
 
+def sanitize_keypoints(keypoints: torch.Tensor) -> torch.Tensor:
+    """(P, 17, 3) -> a float copy where keypoints with non-finite values are missing (all zero)."""
+    kp = keypoints.detach().float().clone()
+    kp[~torch.isfinite(kp).all(-1)] = 0.0
+    return kp
+
+
 def keypoint_quality(pred: torch.Tensor, target: torch.Tensor, size: torch.Tensor, min_conf: float = 0.2) -> torch.Tensor:
     """OKS-like agreement in [0, 1]: pred (P, 17, 2), target (P, 17, 3) with confidence, size (P,) box heights."""
     conf = target[..., 2] * (target[..., 2] >= min_conf)
@@ -95,7 +102,7 @@ def fit_people(
     """
     cfg = config or FitConfig()
     P = keypoints.shape[0]
-    kp = keypoints.detach().float()
+    kp = sanitize_keypoints(keypoints)
     conf = kp[..., 2] * (kp[..., 2] >= cfg.min_confidence)
     visible = conf > 0
     size = _keypoint_extent(kp, visible)

@@ -12,7 +12,7 @@ import math
 import torch
 
 from .body import BodyModel
-from .fit import Estimate, ray_rotation
+from .fit import Estimate, ray_rotation, sanitize_keypoints
 from .rotation import axis_angle_to_rotmat
 
 NOSE, L_EAR, R_EAR, L_SHO, R_SHO, L_HIP, R_HIP = 0, 3, 4, 5, 6, 11, 12
@@ -42,6 +42,7 @@ def initial_estimate(
     focal, principal (P, 2). full_frame=False reads the orientation as a crop-only method would
     (relative to the optical axis, not the viewing ray)."""
     P = keypoints.shape[0]
+    keypoints = sanitize_keypoints(keypoints)
     rest = _rest_keypoints(body)
     conf = keypoints[..., 2]
     xy = keypoints[..., :2]
