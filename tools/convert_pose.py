@@ -46,35 +46,12 @@ import argparse
 import hashlib
 import os
 import sys
+
+from onnx_fp16 import store_weights_fp16  # tools/ is on sys.path when a script here runs
 import tempfile
 
 LANDMARK_OUTPUTS = {"Identity": "landmarks", "Identity_1": "pose_flag", "Identity_3": "heatmap", "Identity_4": "world"}
 DETECTION_OUTPUTS = {"Identity": "regressors", "Identity_1": "classificators"}
-
-
-def store_weights_fp16(model, min_size: int = 1024):
-    """Store big float32 initializers as float16 + a Cast back to float32 (halves the file).
-
-    onnxruntime constant-folds the Casts when the session is created, so inference still runs
-    in float32 at full speed; only the stored weights are rounded to float16.
-    """
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    g = model.graph
-    casts = []
-    for init in list(g.initializer):
-        arr = numpy_helper.to_array(init)
-        if arr.dtype != np.float32 or arr.size < min_size:
-            continue
-        half = numpy_helper.from_array(arr.astype(np.float16), init.name + "__fp16")
-        g.initializer.remove(init)
-        g.initializer.append(half)
-        casts.append(helper.make_node("Cast", [half.name], [init.name], to=1, name=init.name + "__cast"))
-    nodes = casts + list(g.node)
-    del g.node[:]
-    g.node.extend(nodes)
-    return model
 
 
 def densify_tflite(src: str, dst: str) -> int:

@@ -194,25 +194,28 @@ class AnnyBody(BodyModel):
             columns.append(linear_interpolation_coefficients(value, anchors[feature], extrapolate=False))
         return torch.cat(columns, 1)
 
+    def _pose(self, rotmats: Tensor, betas: Tensor, template: Tensor, directions: Tensor):
+        """Shape the rest points `template` (N, 3) along `directions` (K, N * 3) and pose the
+        skeleton: -> rest points (B, N, 3), posed joints (B, J, 3), skinning transforms (B, J, 3, 4)."""
+        self._check_inputs(rotmats, betas, None)
+        B = rotmats.shape[0]
+        coefficients = self.blend_coefficients(self.phenotype(betas))
+        rest = template + (coefficients @ directions).view(B, -1, 3)
+        rest_joints = self.j_template + (coefficients @ self.jointdirs).view(B, -1, 3)
+        joints, transforms = forward_kinematics(rotmats, rest_joints, self.parents)
+        return rest, joints, transforms
+
     def keypoints_only(self, rotmats: Tensor, betas: Tensor, transl: Tensor | None = None) -> Tensor:
         """COCO-17 keypoints without the mesh; within a few mm of `forward(...).keypoints`."""
         self._check_inputs(rotmats, betas, transl)
-        B = rotmats.shape[0]
-        coefficients = self.blend_coefficients(self.phenotype(betas))
-        rest_keypoints = self.kp_template + (coefficients @ self.kp_dirs).view(B, -1, 3)
-        rest_joints = self.j_template + (coefficients @ self.jointdirs).view(B, -1, 3)
-        _, transforms = forward_kinematics(rotmats, rest_joints, self.parents)
-        keypoints = linear_blend_skinning(rest_keypoints, self.kp_weights, transforms)
+        rest, _, transforms = self._pose(rotmats, betas, self.kp_template, self.kp_dirs)
+        keypoints = linear_blend_skinning(rest, self.kp_weights, transforms)
         return keypoints if transl is None else keypoints + transl[:, None]
 
     def forward(self, rotmats: Tensor, betas: Tensor, transl: Tensor | None = None) -> BodyOutput:
         self._check_inputs(rotmats, betas, transl)
-        B = rotmats.shape[0]
-        coefficients = self.blend_coefficients(self.phenotype(betas))
-        rest_vertices = self.v_template + (coefficients @ self.shapedirs).view(B, -1, 3)
-        rest_joints = self.j_template + (coefficients @ self.jointdirs).view(B, -1, 3)
-        joints, transforms = forward_kinematics(rotmats, rest_joints, self.parents)
-        vertices = linear_blend_skinning(rest_vertices, self.weights, transforms)
+        rest, joints, transforms = self._pose(rotmats, betas, self.v_template, self.shapedirs)
+        vertices = linear_blend_skinning(rest, self.weights, transforms)
         keypoints = self.keypoint_regressor @ vertices
         if transl is not None:
             shift = transl[:, None]
