@@ -16,7 +16,7 @@ import numpy as np
 
 from . import __version__
 from .export import save_glb, save_json, save_npz, save_obj, save_png
-from .pipeline import ImageResult
+from .pipeline import ImageResult, single_threaded
 
 NPZ_KEYS = {
     "imgname": "(N,) image path, repeated per person (as in the official demo)",
@@ -112,9 +112,10 @@ def write_outputs(result: ImageResult, out_dir: str | Path, stem: str, meshes: b
     start = time.perf_counter()
     rendered = {}
     if images:
-        pixels = result.image.pixels
-        rendered[f"{stem}_overlay.png"] = render_overlay(pixels, verts, result.faces, K.fx, K.fy, K.cx, K.cy)
-        rendered[f"{stem}_side.png"] = render_side_view(pixels.shape[:2], verts, result.faces, K.fx, K.fy, K.cx, K.cy)
+        with single_threaded():
+            pixels = result.image.pixels
+            rendered[f"{stem}_overlay.png"] = render_overlay(pixels, verts, result.faces, K.fx, K.fy, K.cx, K.cy)
+            rendered[f"{stem}_side.png"] = render_side_view(pixels.shape[:2], verts, result.faces, K.fx, K.fy, K.cx, K.cy)
         result.timings["render"] = time.perf_counter() - start
 
     start = time.perf_counter()
