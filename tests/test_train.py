@@ -1,0 +1,268 @@
+"""Training engine on a tiny synthetic dataset: train -> eval end to end, DDP on CPU, exact resume, NaN stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cliffhmr import cli
+from cliffhmr.camera import cam_full_to_crop
+from cliffhmr.data import (
+    DatasetSpec,
+    NpzDataset,
+    SyntheticConfig,
+    body_to_j24,
+    generate_synthetic,
+    write_toy_smpl,
+    write_upright_mean_params,
+)
+from cliffhmr.errors import CliffError
+from cliffhmr.losses import LossConfig, project_crop, project_full, to_box_units
+from cliffhmr.models import CLIFF, load_checkpoint
+from cliffhmr.train import load_config, load_pretrained_backbone, load_smpl
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    write_toy_smpl(root / "toy_smpl.npz")
+    write_upright_mean_params(root / "mean_params.npz")
+    generate_synthetic(root, root / "toy_smpl.npz", SyntheticConfig(train=8, test=4, width=200, height=150, seed=1))
+    return root
+
+
+def _overrides(data: Path, out: Path, steps: int, **extra) -> list[str]:
+    items = {
+        "data.datasets": f"[{{name: synth, npz: '{data / 'train.npz'}', root: '{data}'}}]",
+        "data.batch_size": 2,
+        "data.num_workers": 0,
+        "body.smpl": f"'{data / 'toy_smpl.npz'}'",
+        "model.mean_params": f"'{data / 'mean_params.npz'}'",
+        "train.out_dir": f"'{out}'",
+        "train.steps": steps,
+        "train.progress": "false",
+        "train.precision": "fp32",
+        "train.device": "cpu",
+        **extra,
+    }
+    return [f"{k}={v}" for k, v in items.items()]
+
+
+def _losses(out: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+# ------------------------------------------------------------------------ config
+
+
+@pytest.mark.parametrize("name", ["cliff_res50", "hmr_res50", "synthetic_tiny"])
+def test_shipped_configs_load(name):
+    cfg = load_config(Path(__file__).parents[1] / "configs" / f"{name}.yaml")
+    assert cfg.loss.mode == ("hmr" if name.startswith("hmr") else "cliff")
+    assert cfg.data.datasets and cfg.body.smpl
+
+
+def test_config_errors_are_one_clear_line(tmp_path):
+    good = ["data.datasets=[{npz: a.npz, root: r}]", "body.smpl=s.pkl"]
+    assert load_config(None, [*good, "optim.lr=1", "train.steps=7"]).optim.lr == 1.0
+    with pytest.raises(CliffError, match=r"unknown key optim\.lrr"):
+        load_config(None, [*good, "optim.lrr=1"])
+    with pytest.raises(CliffError, match=r"train\.steps must be int"):
+        load_config(None, [*good, "train.steps=many"])
+    with pytest.raises(CliffError, match="loss.mode"):
+        load_config(None, [*good, "loss.mode=spin"])
+    with pytest.raises(CliffError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+# ------------------------------------------------------------------------ losses
+
+
+def test_full_frame_loss_is_exact_for_the_true_camera(synthetic):
+    """Ground-truth body + the crop camera equivalent to its true translation reprojects onto the
+    labels exactly in the full image; the HMR crop camera cannot, for off-centre people."""
+    body = load_smpl(str(synthetic / "toy_smpl.npz"), torch.device("cpu"))
+    ann = np.load(synthetic / "train.npz")
+    ds = NpzDataset(DatasetSpec(str(synthetic / "train.npz"), str(synthetic)))
+    batch = torch.utils.data.default_collate([ds[(i, 0)] for i in range(4)])
+    posed = body(batch["rotmat"], batch["betas"], None)
+    joints = body_to_j24(posed.joints, posed.keypoints)
+    transl = torch.from_numpy(ann["transl"][:4])
+    cam = cam_full_to_crop(transl, batch["center"], batch["b"], batch["focal"], batch["principal"])
+    full = project_full(joints, cam, batch["center"], batch["b"], batch["focal"], batch["principal"])
+    assert torch.allclose(full, batch["keypoints"][..., :2], atol=1e-2)
+    gt = to_box_units(batch["keypoints"][..., :2], batch["center"], batch["b"])
+    cfg = LossConfig()
+    crop = project_crop(joints, cam, 2 * cfg.hmr_focal / cfg.hmr_crop)
+    assert (crop - gt).abs().max() > 0.05
+
+
+def test_pretrained_backbone_loads_imagenet_layout(tmp_path):
+    model = CLIFF("res50")
+    sd = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in model.encoder.state_dict().items()}
+    torch.save({"state_dict": {**sd, "fc.weight": torch.zeros(1000, 2048)}}, tmp_path / "imagenet.pth")
+    load_pretrained_backbone(model, str(tmp_path / "imagenet.pth"))
+    assert torch.equal(model.encoder.conv1.weight, sd["conv1.weight"])
+    torch.save({k: v for k, v in sd.items() if not k.startswith("layer4")}, tmp_path / "partial.pth")
+    with pytest.raises(CliffError, match=r"partial\.pth: does not fit the res50 encoder"):
+        load_pretrained_backbone(model, str(tmp_path / "partial.pth"))
+
+
+# ------------------------------------------------------------------------ engine
+
+
+def test_train_then_eval_end_to_end(synthetic, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--config", str(Path(__file__).parents[1] / "configs/synthetic_tiny.yaml"),
+                     *_overrides(synthetic, out, 3)]) == 0
+    losses = _losses(out)
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    ckpt = load_checkpoint(out / "final.pt")  # the official layout: loads like the released weights
+    assert ckpt.backbone == "res50" and ckpt.bbox_info == "official"
+    assert cli.main(["eval", "--checkpoint", str(out / "final.pt"), "--dataset", "synthetic", "--root", str(synthetic),
+                     "--smpl", str(synthetic / "toy_smpl.npz"), "--out", str(out), "--workers", "0"]) == 0
+    res = json.loads((out / "synthetic_results.json").read_text())
+    assert res["overall"]["n"] == 4 and res["protocol"]["boxes"] == {"projected ground truth": 4}
+    for key in ("mpjpe", "pa_mpjpe", "pve", "root_orient_deg"):
+        assert np.isfinite(res["overall"][key])
+    assert res["overall"]["pa_mpjpe"] <= res["overall"]["mpjpe"]
+    assert "| synthetic | 4 |" in (out / "synthetic_results.md").read_text()
+    # A user mistake is one line and exit code 2.
+    assert cli.main(["eval", "--checkpoint", str(out / "final.pt"), "--dataset", "synthetic", "--root", str(tmp_path / "x"),
+                     "--smpl", str(synthetic / "toy_smpl.npz")]) == 2
+    assert "dataset root not found" in capsys.readouterr().err
+
+
+def test_hmr_baseline_is_one_flag(synthetic, tmp_path):
+    """loss.mode=hmr trains without bbox_info; its checkpoint says so and evaluation feeds zeros."""
+    from cliffhmr.evaluate import EvalSettings, evaluate
+    from cliffhmr.train import train
+
+    out = tmp_path / "hmr"
+    train(load_config(None, _overrides(synthetic, out, 1, **{"loss.mode": "hmr"})))
+    assert torch.load(out / "final.pt", map_location="cpu", weights_only=True)["mode"] == "hmr"
+    res = evaluate(EvalSettings(str(out / "final.pt"), "synthetic", str(synthetic), smpl=str(synthetic / "toy_smpl.npz"), workers=0))
+    assert res["mode"] == "hmr" and res["bbox_info"].startswith("zeros")
+
+
+def test_nan_loss_stops_with_step_and_batch(synthetic, tmp_path, monkeypatch):
+    """A non-finite loss stops every rank before the update; the last checkpoint stays the last good one."""
+    import cliffhmr.train as train_mod
+
+    real, calls = train_mod.compute_losses, []
+
+    def poisoned(*args, **kwargs):
+        total, parts = real(*args, **kwargs)
+        calls.append(1)
+        return (total * float("nan"), parts) if len(calls) == 3 else (total, parts)
+
+    monkeypatch.setattr(train_mod, "compute_losses", poisoned)
+    out = tmp_path / "run"
+    cfg = load_config(None, _overrides(synthetic, out, 5, **{"train.checkpoint_every": 1}))
+    with pytest.raises(CliffError, match=r"non-finite loss at step 3 .*batch: synth\[\d+\], synth\[\d+\]") as err:
+        train_mod.train(cfg)
+    assert str(out / "last.pt") in str(err.value)
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert ckpt["step"] == 2 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert len(_losses(out)) == 2
+    assert not list(out.glob(".*partial*"))  # no half-written file left behind
+
+
+def test_unreadable_image_in_a_loader_worker_is_one_line(synthetic, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic, data)
+    (data / "images/train/000003.png").write_bytes(b"not a png")
+    cfg = load_config(None, _overrides(data, tmp_path / "run", 8, **{"data.num_workers": 1}))
+    with pytest.raises(CliffError) as err:
+        from cliffhmr.train import train
+
+        train(cfg)
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith(f"{data / 'train.npz'}: index 3: {data / 'images/train/000003.png'}: not a readable image")
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(proc: subprocess.Popen, ready, timeout: float = 120.0) -> None:
+    end = time.time() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.time() < end, "timed out"
+        time.sleep(0.05)
+
+
+def test_kill_and_resume_reproduce_the_uninterrupted_run(synthetic, tmp_path):
+    """SIGKILL (resume from the last periodic checkpoint) then SIGTERM (checkpoint on the way out), then
+    finish: the loss curve and the final weights equal those of one uninterrupted run, bit for bit."""
+    steps = 6
+    extra = {"train.checkpoint_every": 2, "data.augment.rot_prob": 0.5}
+    base = ["-m", "cliffhmr.cli", "train", "--config", str(Path(__file__).parents[1] / "configs/synthetic_tiny.yaml")]
+
+    straight = tmp_path / "straight"
+    proc = _start([*base, *_overrides(synthetic, straight, steps, **extra)], tmp_path)
+    assert proc.wait(timeout=300) == 0, proc.communicate()[0]
+
+    out = tmp_path / "interrupted"
+    args = [*base, *_overrides(synthetic, out, steps, **extra)]
+    proc = _start(args, tmp_path)
+    _wait_for(proc, lambda: (out / "log.jsonl").exists() and len(_losses(out)) >= 3 and (out / "last.pt").exists())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(_losses(out)) < steps
+
+    proc = _start(args, tmp_path)  # resumes from step 2 (the last checkpoint), drops the later log lines
+    _wait_for(proc, lambda: len(_losses(out)) >= 4)
+    proc.send_signal(signal.SIGTERM)
+    text = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143, text
+    assert "resumed from" in text and "SIGTERM: stopped at step" in text
+    stopped = torch.load(out / "last.pt", map_location="cpu", weights_only=True)["step"]
+    assert 4 <= stopped < steps
+
+    proc = _start(args, tmp_path)
+    assert proc.wait(timeout=300) == 0, proc.communicate()[0]
+    assert _losses(out) == _losses(straight)
+    a, b = _weights(straight / "final.pt"), _weights(out / "final.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_torchrun_two_cpu_ranks_end_with_identical_weights(synthetic, tmp_path):
+    out = tmp_path / "ddp"
+    script = tmp_path / "ddp_train.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys, torch
+        import torch.distributed as dist
+        from cliffhmr.train import load_config, train
+        result = train(load_config(None, sys.argv[1:]))
+        torch.save(result.model.state_dict(), os.path.join({str(out)!r}, f"rank{{os.environ['RANK']}}.pt"))
+        dist.destroy_process_group()
+    """))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           *_overrides(synthetic, out, 3, **{"data.batch_size": 1})]
+    run = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    r0, r1 = torch.load(out / "rank0.pt", weights_only=True), torch.load(out / "rank1.pt", weights_only=True)
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+    assert not torch.equal(r0["fc1.weight"], CLIFF("res50").fc1.weight)  # they did train
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2 and ckpt["step"] == 3
