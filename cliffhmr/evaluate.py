@@ -212,7 +212,7 @@ def evaluate(s: EvalSettings) -> dict:
 
     loaded = load_checkpoint(s.checkpoint, device=device)
     model = loaded.model
-    mode = _checkpoint_mode(s.checkpoint)
+    mode = loaded.mode
     bodies = _gendered_bodies(s.smpl, device)
     body = bodies["n"]
     regressor, extra = load_regressor(s.joint_regressor, body), load_regressor(s.joint_regressor_extra, body, rows=9)
@@ -259,15 +259,6 @@ def evaluate(s: EvalSettings) -> dict:
         write_text_atomic(out_dir / f"{s.dataset}_results.json", json.dumps(results, indent=2) + "\n")
         write_text_atomic(out_dir / f"{s.dataset}_results.md", results_markdown(results))
     return results
-
-
-def _checkpoint_mode(path: str) -> str:
-    """'hmr' for baseline checkpoints (fed zeros instead of bbox_info), else 'cliff' (official files too)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # files in torch's legacy (pre-zip) format cannot be memory-mapped
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    return ckpt.get("mode", "cliff") if isinstance(ckpt, dict) else "cliff"
 
 
 def _ground_truth(ann, idx: np.ndarray, bodies: dict, skeleton: Skeleton, device):

@@ -188,6 +188,8 @@ class Predictor:
             crops = crop.normalize(crop.crop_images(image.pixels, center, scale)).to(self.device)
             b = 200.0 * scale
             info = camera.bbox_info(center, b, focal, principal, style=net.bbox_info).to(self.device)
+            if net.mode == "hmr":  # the baseline never saw where its crops were
+                info = torch.zeros_like(info)
         with timer("network"):
             out = net.model(crops, info)
         with timer("body model"):

@@ -188,3 +188,14 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
         save_npz(target, {"a": np.arange(5)})
     assert np.load(target)["a"].tolist() == [0, 1, 2]  # the old file is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]  # no temporary left behind
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        save_npz(tmp_path / "r.npz", {"a": np.arange(3)})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "r.npz").stat().st_mode & 0o777 == 0o644

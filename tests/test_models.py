@@ -202,3 +202,11 @@ def test_detect_backbone(build):
     assert detect_backbone({"module.encoder.stage4.0.x": torch.zeros(1)}) == "hr48"
     with pytest.raises(CliffError, match="cannot tell"):
         detect_backbone({"fc1.weight": torch.zeros(1)})
+
+
+def test_checkpoint_mode_round_trips(tmp_path):
+    model = CLIFF("res50")
+    save_checkpoint(tmp_path / "hmr.pt", model, bbox_info="plain", extra={"mode": "hmr"})
+    save_checkpoint(tmp_path / "cliff.pt", model, bbox_info="plain")
+    assert load_checkpoint(tmp_path / "hmr.pt").mode == "hmr"
+    assert load_checkpoint(tmp_path / "cliff.pt").mode == "cliff"  # official files carry no mode

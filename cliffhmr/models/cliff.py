@@ -144,6 +144,7 @@ class LoadedCheckpoint:
     model: CLIFF
     backbone: str  # 'res50' | 'hr48'
     bbox_info: str  # 'official' | 'plain'
+    mode: str = "cliff"  # 'hmr' for the paper's baseline, which is fed zeros instead of bbox_info
 
 
 def _strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -239,7 +240,8 @@ def load_checkpoint(
     model = CLIFF(backbone)
     _check_keys(model, state_dict, path)
     model.load_state_dict(state_dict, strict=True)
-    return LoadedCheckpoint(model=model.to(device).eval(), backbone=backbone, bbox_info=bbox_info)
+    mode = ckpt.get("mode", "cliff")  # written by cliffhmr.train; official files are CLIFF
+    return LoadedCheckpoint(model=model.to(device).eval(), backbone=backbone, bbox_info=bbox_info, mode=mode)
 
 
 def save_checkpoint(path: str | os.PathLike, model: CLIFF, bbox_info: str, extra: dict | None = None) -> None:
