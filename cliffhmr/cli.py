@@ -104,7 +104,10 @@ def predict_command(args) -> int:
     for path in bar:
         try:
             image_boxes = boxes_for(boxes, path) if boxes is not None else None
-            result = predictor(path, boxes=image_boxes, intrinsics=args.intrinsics, focal=args.focal, keypoints=keypoints)
+            result = predictor(
+                path, boxes=image_boxes, intrinsics=args.intrinsics, focal=args.focal,
+                keypoints=keypoints, keypoints_source=str(args.keypoints),
+            )  # fmt: skip
             write_outputs(result, args.out, path.stem, meshes=not args.no_mesh, images=not args.no_render)
         except CliffError as e:
             failed.append(path)

@@ -462,12 +462,17 @@ def _coco_from_data(data, p: Path, image_name: str | None) -> np.ndarray:
                 continue
             entries.append((k, e))
         if image_name is not None:
-            entries = [
+            matching = [
                 (k, e) for k, e in entries
                 if any(_name_matches(e.get(key), image_name) for key in _NAME_KEYS)
                 or _id_matches(e.get("image_id"), image_name)
                 or all(e.get(key) is None for key in _NAME_KEYS + ("image_id",))
             ]
+            named = {next((str(e[key]) for key in ("image_id",) + _NAME_KEYS if e.get(key) is not None), None) for _, e in entries}
+            # A results file about one single image (e.g. image_id 1) belongs to the image it is given with.
+            if not matching and len(named) > 1:
+                raise CliffError(f"{p}: no keypoints for image {image_name!r} among its {len(named)} images")
+            entries = matching if matching else entries
         else:
             ids = {next((str(e[key]) for key in ("image_id",) + _NAME_KEYS if e.get(key) is not None), None)
                    for _, e in entries}

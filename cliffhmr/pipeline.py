@@ -58,7 +58,6 @@ class PredictorConfig:
     checkpoint: str | None = None
     backbone: str | None = None
     body_model: str | None = None  # None -> Anny; a path -> SMPL
-    keypoints_from: str | None = None  # a COCO/OpenPose JSON instead of the keypoint model
     rescale: float = crop.RESCALE_INFERENCE
     detection_threshold: float = 0.5
     fit_iterations: int = 120
@@ -138,25 +137,32 @@ class Predictor:
         intrinsics: camera.Intrinsics | None = None,
         focal: float | None = None,
         keypoints: np.ndarray | None = None,
+        keypoints_source: str = "keypoints",
     ) -> ImageResult:
         """Predict the people in one image.
 
         boxes: (N, 4|5) person boxes in pixels, or None to detect them; intrinsics / focal override
         the camera (default: EXIF 35 mm focal length if present, else the image diagonal);
-        keypoints: (N, 17, 3) COCO-17 2D keypoints per box for the fitting path, or None to estimate them.
+        keypoints: (N, 17, 3) COCO-17 2D keypoints (x, y, confidence) per person for the fitting path,
+        or None to estimate them; without boxes, each person's box is their keypoints' extent.
+        keypoints_source names the keypoints in error messages (e.g. their file).
         """
         timer = _Timer()
         image = source if isinstance(source, LoadedImage) else load_image(source)
         K = _choose_intrinsics(image, intrinsics, focal)
         name = str(image.path) if image.path else "image"
 
+        if keypoints is not None:
+            keypoints = _check_keypoints(keypoints, image, keypoints_source)
         with timer("detection"):
-            if boxes is None:
+            if boxes is None and keypoints is not None:
+                boxes = _keypoint_boxes(keypoints)  # the user's keypoints say who is there
+            elif boxes is None:
                 boxes = self.detector(image.pixels) if self.method == "fit" else _whole_image_box(image)
             else:
                 boxes = crop.validate_boxes(boxes, image.width, image.height, source=name)
         if keypoints is not None and len(keypoints) != len(boxes):
-            raise CliffError(f"{name}: {len(keypoints)} keypoint sets for {len(boxes)} boxes")
+            raise CliffError(f"{keypoints_source}: {len(keypoints)} people's keypoints for {len(boxes)} boxes in {name}")
 
         n = len(boxes)
         box_t = torch.as_tensor(boxes[:, :4], dtype=torch.float32)
@@ -234,6 +240,34 @@ def _choose_intrinsics(image: LoadedImage, intrinsics, focal) -> camera.Intrinsi
     if image.focal_35mm is not None:
         return camera.Intrinsics.from_35mm(image.focal_35mm, w, h)
     return camera.Intrinsics.default(w, h)
+
+
+def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
+    """User keypoints (N, 17, 3) that plausibly belong to this image, or a CliffError naming `source`."""
+    kp = np.asarray(keypoints, dtype=np.float32)
+    if kp.ndim != 3 or kp.shape[1:] != (17, 3):
+        raise CliffError(f"{source}: expected COCO-17 keypoints of shape (N, 17, 3), got {kp.shape}")
+    seen = kp[..., 2] > 0
+    if not seen.any(-1).all():
+        raise CliffError(f"{source}: a person has no keypoint with positive confidence")
+    x, y = kp[..., 0][seen], kp[..., 1][seen]
+    inside = (x >= -0.5) & (x < image.width + 0.5) & (y >= -0.5) & (y < image.height + 0.5)
+    if inside.mean() < 0.5:
+        raise CliffError(
+            f"{source}: most keypoints lie outside the {image.width}x{image.height} image {image.path or ''}; wrong file or image?"
+        )
+    return kp
+
+
+def _keypoint_boxes(kp: np.ndarray) -> np.ndarray:
+    """(N, 17, 3) -> (N, 5) boxes around each person's confident keypoints, 10% margin, score 1."""
+    boxes = []
+    for person in kp:
+        pts = person[person[:, 2] > 0, :2]
+        lo, hi = pts.min(0), pts.max(0)
+        pad = np.maximum((hi - lo) * 0.1, 8.0)
+        boxes.append([*(lo - pad), *(hi + pad), 1.0])
+    return np.asarray(boxes, np.float32).reshape(-1, 5)
 
 
 def _whole_image_box(image: LoadedImage) -> np.ndarray:

@@ -175,3 +175,27 @@ def test_folder_with_a_bad_image_runs_the_others(tmp_path, capsys, photo, res50_
     io = expect_user_error(args, capsys, "broken.jpg", "1 of 2 images failed", one_line=False)  # with a progress bar
     assert sorted(p.name for p in out.iterdir()) == ["scene.json", "scene.npz"]
     assert "scene.png: 2 people" in io.out
+
+
+# BlazePose's keypoints for the astronaut (x, y, confidence), as a ViTPose/mmpose user would bring them.
+ASTRONAUT_KEYPOINTS = [
+    [217, 133, 1.0], [243, 117, 0.99], [201, 106, 0.99], [262, 124, 0.99], [187, 106, 0.99], [292, 243, 0.98],
+    [104, 226, 0.98], [324, 354, 0.59], [66, 365, 0.7], [275, 385, 0.26], [140, 428, 0.38], [227, 505, 0.76],
+    [124, 498, 0.78], [255, 633, 0.02], [100, 613, 0.03], [198, 760, 0.0], [42, 744, 0.0],
+]  # fmt: skip
+
+
+def test_keypoints_file_drives_the_fit_and_a_mismatch_names_the_file(tmp_path, capsys):
+    good = tmp_path / "coco_results.json"
+    good.write_text(json.dumps([{"image_id": 1, "category_id": 1, "keypoints": sum(ASTRONAUT_KEYPOINTS, []), "score": 0.9}]))
+    out = tmp_path / "out"
+    code, io = run(["predict", EXAMPLES / "astronaut.jpg", "--out", out, "--keypoints", good, "--no-render", "--no-mesh"], capsys)
+    assert code == 0, io.err
+    d = np.load(out / "astronaut.npz")
+    np.testing.assert_allclose(d["detected_keypoints"][0], np.array(ASTRONAUT_KEYPOINTS, np.float32), atol=1e-5)
+    assert d["quality"][0] > 0.7
+    # Keypoints made for a 10x larger image do not belong to this one.
+    wrong = tmp_path / "other_image.json"
+    scaled = [[x * 10, y * 10, c] for x, y, c in ASTRONAUT_KEYPOINTS]
+    wrong.write_text(json.dumps([{"image_id": 1, "keypoints": sum(scaled, []), "score": 0.9}]))
+    expect_user_error(["predict", EXAMPLES / "astronaut.jpg", "--out", out, "--keypoints", wrong], capsys, "other_image.json", "outside")
