@@ -107,7 +107,6 @@ class Predictor:
         self.body: BodyModel = load_body_model(cfg.body_model, device=cfg.device)
         self._detector = None
         self._pose = None
-        self._regressor = None
 
     # Stage objects are built on first use: a run with user boxes never loads the detector.
     @property
@@ -175,7 +174,7 @@ class Predictor:
         elif self.method == "cliff":
             people = self._run_network(image, boxes, center, scale, focal_t, principal, K, timer)
         else:
-            people = self._run_fit(image, boxes, center, scale, K, keypoints, timer)
+            people = self._run_fit(image, boxes, center, scale, focal_t, principal, K, keypoints, timer)
         return ImageResult(
             image=image,
             intrinsics=K,
@@ -203,7 +202,7 @@ class Predictor:
             body = self.body(out.rotmat.to(self.device), out.betas.to(self.device), transl.to(self.device))
         return _people(boxes, center, scale, out.rotmat, out.betas, out.cam, transl, body, K)
 
-    def _run_fit(self, image, boxes, center, scale, K, keypoints, timer) -> list[Person]:
+    def _run_fit(self, image, boxes, center, scale, focal, principal, K, keypoints, timer) -> list[Person]:
         from .fit import FitConfig, fit_people
         from .regressor import initial_estimate
 
@@ -214,15 +213,12 @@ class Predictor:
                 world = None if world is None else torch.as_tensor(world, dtype=torch.float32)
             else:
                 kp2d, world = torch.as_tensor(np.asarray(keypoints), dtype=torch.float32), None
-        f, c = K.as_tensors(len(boxes))
+        f, c = K.as_tensors(len(boxes))  # (fx, fy) per person; `focal` is the single CLIFF focal
         with timer("regressor"):
             init = initial_estimate(self.body, kp2d, center, scale, f, c)
         with timer("fitting"), single_threaded():
             fit = fit_people(self.body, kp2d, f, c, init, world=world, config=FitConfig(iterations=self.config.fit_iterations))
-        b = 200.0 * scale
-        focal = torch.full((len(boxes),), K.focal)
-        principal = torch.tensor([[K.cx, K.cy]]).expand(len(boxes), 2)
-        cam = camera.cam_full_to_crop(fit.transl, center, b, focal, principal)
+        cam = camera.cam_full_to_crop(fit.transl, center, 200.0 * scale, focal, principal)
         people = _people(boxes, center, scale, fit.rotmat, fit.betas, cam, fit.transl, fit.body, K)
         for p, q, flags, k in zip(people, fit.quality.tolist(), fit.flags, kp2d.numpy()):
             p.quality, p.flags, p.detected_keypoints = q, flags, k
