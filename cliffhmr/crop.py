@@ -4,6 +4,8 @@ A crop is described as in SPIN/CLIFF by its centre and `scale`, where b = 200 * 
 crop's height in image pixels; its width is b * 192 / 256. Crop pixel centres map linearly onto
 the image region, so a crop pixel (j, i) sits at image pixel
     center + ((j - (W_crop - 1) / 2), (i - (H_crop - 1) / 2)) * b / H_crop.
+A network may take smaller crops of the same region (`height` < 256, same 3:4 aspect): their
+pixels tile the 256 x 192 crop's area, so the geometry above is unchanged.
 """
 
 from __future__ import annotations
@@ -50,8 +52,25 @@ def image_to_crop(points: torch.Tensor, center: torch.Tensor, scale: torch.Tenso
     return (points - center[:, None, :]) * (CROP_HEIGHT / b)[:, None, None] + offset
 
 
-def crop_images(image: np.ndarray, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Bilinear crops of an RGB uint8 image (H, W, 3) -> float tensor (N, 3, 256, 192) in [0, 1].
+def crop_width(height: int) -> int:
+    """The width of a crop `height` pixels high at CLIFF's 3:4 aspect."""
+    if height < 4 or height % 4:
+        raise CliffError(f"crop height must be a positive multiple of 4, got {height}")
+    return height * CROP_WIDTH // CROP_HEIGHT
+
+
+def crop_pixels(height: int = CROP_HEIGHT) -> torch.Tensor:
+    """(height * width, 2) float64 centres (x, y) of a `height`-row crop's pixels, row-major, in
+    256 x 192 crop pixel coordinates (for `crop_to_image`)."""
+    step = CROP_HEIGHT / height
+    xs = (torch.arange(crop_width(height), dtype=torch.float64) + 0.5) * step - 0.5
+    ys = (torch.arange(height, dtype=torch.float64) + 0.5) * step - 0.5
+    jj, ii = torch.meshgrid(xs, ys, indexing="xy")
+    return torch.stack((jj, ii), -1).reshape(-1, 2)
+
+
+def crop_images(image: np.ndarray, center: torch.Tensor, scale: torch.Tensor, height: int = CROP_HEIGHT) -> torch.Tensor:
+    """Bilinear crops of an RGB uint8 image (H, W, 3) -> float tensor (N, 3, height, width) in [0, 1].
 
     Outside the image the crop is black, as in the reference implementation's padding.
     When a crop shrinks the image by more than 2x, the image is first box-filtered to that
@@ -60,29 +79,26 @@ def crop_images(image: np.ndarray, center: torch.Tensor, scale: torch.Tensor) ->
     src = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float().div_(255.0)[None]
     crops = []
     for c, s in zip(center, scale):
-        factor = int(200.0 * float(s) / CROP_HEIGHT // 2)  # integer pre-shrink, >= 2 only when useful
+        factor = int(200.0 * float(s) / height // 2)  # integer pre-shrink, >= 2 only when useful
         img, cc, ss = src, c, s
         if factor >= 2:
             img = F.avg_pool2d(src, factor, stride=factor, ceil_mode=True)
             # Pixel centre i of the pooled image sits at factor * i + (factor - 1) / 2 originally.
             cc = (c - (factor - 1) / 2) / factor
             ss = s / factor
-        crops.append(_sample(img, cc, ss))
+        crops.append(_sample(img, cc, ss, height))
     if not crops:
-        return torch.zeros(0, 3, CROP_HEIGHT, CROP_WIDTH)
+        return torch.zeros(0, 3, height, crop_width(height))
     return torch.cat(crops)
 
 
-def _sample(img: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """One bilinear crop from img (1, 3, H, W) -> (1, 3, 256, 192)."""
+def _sample(img: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, height: int) -> torch.Tensor:
+    """One bilinear crop from img (1, 3, H, W) -> (1, 3, height, width)."""
     h, w = img.shape[-2:]
-    jj, ii = torch.meshgrid(
-        torch.arange(CROP_WIDTH, dtype=torch.float32), torch.arange(CROP_HEIGHT, dtype=torch.float32), indexing="xy"
-    )
-    grid = crop_to_image(torch.stack((jj, ii), -1).reshape(1, -1, 2), center[None].float(), scale[None].float())
+    grid = crop_to_image(crop_pixels(height)[None].float(), center[None].float(), scale[None].float())
     # align_corners=True: -1 and +1 are the centres of the first and last pixels.
     norm = torch.stack((grid[..., 0] / max(w - 1, 1), grid[..., 1] / max(h - 1, 1)), -1) * 2 - 1
-    norm = norm.reshape(1, CROP_HEIGHT, CROP_WIDTH, 2)
+    norm = norm.reshape(1, height, crop_width(height), 2)
     return F.grid_sample(img, norm, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 

@@ -297,29 +297,26 @@ def augment_annotations(
     return part, S, rotmat
 
 
-def sample_crop(image: np.ndarray, center: np.ndarray, b: float, A: np.ndarray) -> torch.Tensor:
-    """The 256 x 192 crop of the *augmented* image, sampled from the original one.
+def sample_crop(image: np.ndarray, center: np.ndarray, b: float, A: np.ndarray, height: int = crop.CROP_HEIGHT) -> torch.Tensor:
+    """The network crop (`height` rows, 3:4) of the *augmented* image, sampled from the original one.
 
     image: (H, W, 3) uint8 original; center (2,), b: the box in augmented pixels; A: (2, 3)
-    original -> augmented pixels. Returns (3, 256, 192) float in [0, 1], black outside the image.
+    original -> augmented pixels. Returns (3, height, width) float in [0, 1], black outside the image.
     """
     h, w = image.shape[:2]
     src = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0)[None]
-    jj, ii = torch.meshgrid(
-        torch.arange(crop.CROP_WIDTH, dtype=torch.float64), torch.arange(crop.CROP_HEIGHT, dtype=torch.float64), indexing="xy"
-    )
-    q = torch.stack((jj, ii), -1).reshape(1, -1, 2)
+    q = crop.crop_pixels(height)[None]
     q = crop.crop_to_image(q, torch.as_tensor(center, dtype=torch.float64)[None], torch.tensor([b / 200.0], dtype=torch.float64))[0]
     L, t = torch.from_numpy(A[:, :2]), torch.from_numpy(A[:, 2])
     x = (q - t) @ torch.linalg.inv(L).T  # augmented -> original pixels
     # Shrink by an integer factor first when the crop is much smaller than the box (no aliasing).
-    factor = int(b / crop.CROP_HEIGHT // 2)
+    factor = int(b / height // 2)
     if factor >= 2:
         src = F.avg_pool2d(src, factor, stride=factor, ceil_mode=True)
         x = (x - (factor - 1) / 2) / factor
         h, w = src.shape[-2:]
     grid = torch.stack((x[:, 0] / max(w - 1, 1), x[:, 1] / max(h - 1, 1)), -1) * 2 - 1
-    grid = grid.reshape(1, crop.CROP_HEIGHT, crop.CROP_WIDTH, 2).float()
+    grid = grid.reshape(1, height, crop.crop_width(height), 2).float()
     return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
 
 
@@ -352,8 +349,9 @@ class NpzDataset(Dataset):
     """One annotation file. `dataset[(index, seed)]` -> a training/evaluation sample.
 
     augment: None for evaluation (no randomness; `seed` is ignored).
+    crop_height: the network's input height (256 for the official models; width = 3/4 of it).
     A sample is a dict of tensors:
-        img (3, 256, 192) ImageNet-normalised crop; center (2,), b (), focal (), principal (2,);
+        img (3, crop_height, width) ImageNet-normalised crop; center (2,), b (), focal (), principal (2,);
         keypoints (24, 3) full-image pixels + conf; joints3d (24, 4); has_joints3d ();
         rotmat (24, 3, 3) SMPL pose; betas (10,); has_smpl (); index (); flip (); roll ().
     """
@@ -363,8 +361,11 @@ class NpzDataset(Dataset):
         spec: DatasetSpec,
         augment: AugmentConfig | None = None,
         check_images: bool = True,
+        crop_height: int = crop.CROP_HEIGHT,
     ) -> None:
+        crop.crop_width(crop_height)  # validates
         self.spec = spec
+        self.crop_height = crop_height
         self.ann = load_annotations(spec.npz)
         self.root = Path(spec.root)
         self.augment = augment
@@ -404,7 +405,7 @@ class NpzDataset(Dataset):
         S = ann.S[index] if ann.S is not None else None
         part, S, rotmat = augment_annotations(aug, Q, A, ann.part[index].astype(np.float64), S, rotmat)
 
-        img = sample_crop(image, center, b, A)
+        img = sample_crop(image, center, b, A, self.crop_height)
         if self.augment is not None:
             img = colour_and_occlude(img, aug, rng)
         return {

@@ -218,7 +218,7 @@ def evaluate(s: EvalSettings) -> dict:
     regressor, extra = load_regressor(s.joint_regressor, body), load_regressor(s.joint_regressor_extra, body, rows=9)
     skeleton = Skeleton(*(r.to(device) if r is not None else None for r in (regressor, extra)))
 
-    ds = NpzDataset(DatasetSpec(str(npz), str(root)), augment=None)
+    ds = NpzDataset(DatasetSpec(str(npz), str(root)), augment=None, crop_height=model.crop_height)
     ann = ds.ann
     center, scale, box_source = protocol_boxes(ann, body, device)
     ds.set_boxes(center, scale)

@@ -190,7 +190,7 @@ class Predictor:
     def _run_network(self, image, boxes, center, scale, focal, principal, K, timer) -> list[Person]:
         net = self.network
         with timer("crop"):
-            crops = crop.normalize(crop.crop_images(image.pixels, center, scale)).to(self.device)
+            crops = crop.normalize(crop.crop_images(image.pixels, center, scale, net.model.crop_height)).to(self.device)
             b = 200.0 * scale
             info = camera.bbox_info(center, b, focal, principal, style=net.bbox_info).to(self.device)
             if net.mode == "hmr":  # the baseline never saw where its crops were

@@ -60,6 +60,7 @@ class ModelConfig:
     init_checkpoint: str | None = None  # start from a CLIFF checkpoint instead
     mean_params: str | None = None  # SPIN's smpl_mean_params.npz: the regressor's starting point
     n_iter: int = 3
+    crop_height: int = 256  # network input height (width 3/4 of it); the official models use 256
 
 
 @dataclass
@@ -110,6 +111,7 @@ class Config:
             (self.model.bbox_info in BBOX_INFO_STYLES, f"model.bbox_info must be one of {BBOX_INFO_STYLES}"),
             (self.optim.schedule in ("constant", "cosine"), f"optim.schedule must be constant or cosine, got {self.optim.schedule!r}"),
             (self.train.precision in ("auto", "bf16", "fp32"), f"train.precision must be auto, bf16 or fp32, got {self.train.precision!r}"),
+            (self.model.crop_height >= 4 and self.model.crop_height % 4 == 0, "model.crop_height must be a positive multiple of 4"),
             (self.data.batch_size >= 1, "data.batch_size must be >= 1"),
             (self.train.steps >= 1, "train.steps must be >= 1"),
             (self.train.checkpoint_every >= 1, "train.checkpoint_every must be >= 1"),
@@ -257,8 +259,9 @@ def _ignore_sigterm(_worker_id: int) -> None:
 def build_model(cfg: ModelConfig, device: torch.device) -> CLIFF:
     if cfg.init_checkpoint:
         model = load_checkpoint(cfg.init_checkpoint, backbone=cfg.backbone).model
+        model.crop_height = cfg.crop_height  # the weights don't depend on it
     else:
-        model = CLIFF(cfg.backbone, mean_params=cfg.mean_params)
+        model = CLIFF(cfg.backbone, mean_params=cfg.mean_params, crop_height=cfg.crop_height)
         if cfg.pretrained_backbone:
             load_pretrained_backbone(model, cfg.pretrained_backbone)
     return model.to(device).train()
@@ -393,7 +396,10 @@ def train(cfg: Config) -> TrainResult:
     if resume is not None:
         step = _restore(resume, model, optimizer, scheduler, info)
 
-    datasets = [NpzDataset(s, cfg.data.augment, check_images=cfg.data.check_images) for s in cfg.data.datasets]
+    datasets = [
+        NpzDataset(s, cfg.data.augment, check_images=cfg.data.check_images, crop_height=model.crop_height)
+        for s in cfg.data.datasets
+    ]
     names = [s.name or Path(s.npz).stem for s in cfg.data.datasets]
     sampler = MixSampler(
         [len(d) for d in datasets], [s.ratio for s in cfg.data.datasets], run.seed, info.rank, info.world,

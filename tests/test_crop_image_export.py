@@ -41,6 +41,22 @@ def test_crop_samples_the_right_pixels():
     np.testing.assert_allclose(out[0].permute(1, 2, 0).numpy() * 255, window, atol=0.02)  # float32 grid rounding; a half-pixel shift would be ~tens
 
 
+def test_smaller_crop_covers_the_same_box():
+    """A 64-row crop tiles the 256-row crop's area with 4x4 blocks: on a ramp image (value = x in
+    red, y in green) each pixel holds the ramp at its block's centre, computed by hand."""
+    xs, ys = np.meshgrid(np.arange(250), np.arange(250))
+    img = np.stack((xs, ys, np.zeros_like(xs)), -1).astype(np.uint8)
+    # b = 128 px: a 256-crop pixel is 0.5 image px; 64-crop pixel (j, i) sits at 256-crop
+    # (4j + 1.5, 4i + 1.5), i.e. image x = 100.5 + (4j + 1.5 - 95.5) / 2 = 53.5 + 2j, y = 37.5 + 2i.
+    out = crop.crop_images(img, torch.tensor([[100.5, 100.5]]), torch.tensor([128 / 200]), height=64)[0] * 255
+    assert out.shape == (3, 64, 48)
+    j, i = torch.meshgrid(torch.arange(48.0), torch.arange(64.0), indexing="xy")
+    torch.testing.assert_close(out[0], 53.5 + 2 * j, atol=1e-3, rtol=0)
+    torch.testing.assert_close(out[1], 37.5 + 2 * i, atol=1e-3, rtol=0)
+    with pytest.raises(CliffError, match="multiple of 4"):
+        crop.crop_width(30)
+
+
 def test_crop_outside_image_is_black_and_downscale_is_smooth():
     img = np.full((100, 100, 3), 200, np.uint8)
     out = crop.crop_images(img, torch.tensor([[-500.0, -500.0]]), torch.tensor([1.0]))

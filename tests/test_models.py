@@ -185,7 +185,7 @@ def test_save_load_round_trip_keeps_config(build, tmp_path):
     path = tmp_path / "sub" / "ours.pt"
     save_checkpoint(path, model, bbox_info="plain", extra={"epoch": 3})
     raw = torch.load(path, weights_only=True, map_location="cpu")
-    assert raw["config"] == {"backbone": "res50", "bbox_info": "plain"}
+    assert raw["config"] == {"backbone": "res50", "bbox_info": "plain", "crop_height": 256}
     assert raw["epoch"] == 3
     assert list(path.parent.iterdir()) == [path]  # no temp file left behind
 

@@ -130,11 +130,11 @@ def test_pretrained_backbone_loads_imagenet_layout(tmp_path):
 def test_train_then_eval_end_to_end(synthetic, tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["train", "--config", str(Path(__file__).parents[1] / "configs/synthetic_tiny.yaml"),
-                     *_overrides(synthetic, out, 3)]) == 0
+                     *_overrides(synthetic, out, 3, **{"model.crop_height": 128})]) == 0
     losses = _losses(out)
     assert len(losses) == 3 and all(np.isfinite(losses))
     ckpt = load_checkpoint(out / "final.pt")  # the official layout: loads like the released weights
-    assert ckpt.backbone == "res50" and ckpt.bbox_info == "official"
+    assert (ckpt.backbone, ckpt.bbox_info, ckpt.model.crop_height) == ("res50", "official", 128)
     assert cli.main(["eval", "--checkpoint", str(out / "final.pt"), "--dataset", "synthetic", "--root", str(synthetic),
                      "--smpl", str(synthetic / "toy_smpl.npz"), "--out", str(out), "--workers", "0"]) == 0
     res = json.loads((out / "synthetic_results.json").read_text())

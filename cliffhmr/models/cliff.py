@@ -7,7 +7,7 @@ predicted corrections, three times by default.
 
 Checkpoint files are a dict `{'model': state_dict}` (official; keys may carry the
 `module.` prefix of DataParallel). Files written here add
-`'config': {'backbone': 'res50' | 'hr48', 'bbox_info': 'official' | 'plain'}`.
+`'config': {'backbone': 'res50' | 'hr48', 'bbox_info': 'official' | 'plain', 'crop_height': int}`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
+from ..crop import CROP_HEIGHT, crop_width
 from ..errors import CliffError
 from ..rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
 from .hrnet import HRNetW48
@@ -53,17 +54,24 @@ class CLIFF(nn.Module):
     """Crop (B, 3, 256, 192) + bbox_info (B, 3) -> `CliffOutput`.
 
     backbone: "res50" or "hr48".
+    crop_height: the input height the model is trained for (width 3/4 of it). The official models
+        use 256; smaller crops of the same box train faster (benchmarks on CPU). Both encoders
+        pool globally, so the weights do not depend on it.
     mean_params: optional SPIN/CLIFF `smpl_mean_params.npz` (keys `pose` (144,) in 6D or
         (72,) axis-angle, `shape` (10,), `cam` (3,)) for the regressor's starting point.
         Without it the start is the identity pose, zero shape and cam (0.9, 0, 0); loading a
         checkpoint overwrites these buffers anyway.
     """
 
-    def __init__(self, backbone: str = "res50", mean_params: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, backbone: str = "res50", mean_params: str | os.PathLike | None = None, crop_height: int = CROP_HEIGHT
+    ) -> None:
         super().__init__()
         if backbone not in BACKBONES:
             raise CliffError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        crop_width(crop_height)  # validates
         self.backbone = backbone
+        self.crop_height = crop_height
         self.encoder = BACKBONES[backbone]()
 
         # No nonlinearity between the fc layers: this is the official (SPIN-derived) regressor.
@@ -93,7 +101,7 @@ class CLIFF(nn.Module):
             nn.init.xavier_uniform_(head.weight, gain=0.01)
 
     def forward(self, img: torch.Tensor, bbox_info: torch.Tensor, n_iter: int = 3) -> CliffOutput:
-        """img: (B, 3, 256, 192) normalised RGB; bbox_info: (B, 3)."""
+        """img: (B, 3, H, W) normalised RGB (H = crop_height); bbox_info: (B, 3)."""
         if img.ndim != 4 or img.shape[1] != 3:
             raise CliffError(f"expected images of shape (B, 3, H, W), got {tuple(img.shape)}")
         b = img.shape[0]
@@ -237,7 +245,10 @@ def load_checkpoint(
     elif file_backbone is not None and backbone != file_backbone:
         raise CliffError(f"{path} holds a {file_backbone} checkpoint, not {backbone}")
 
-    model = CLIFF(backbone)
+    crop_height = config.get("crop_height", CROP_HEIGHT)
+    if not isinstance(crop_height, int) or crop_height < 4 or crop_height % 4:
+        raise CliffError(f"{path} has an invalid crop_height {crop_height!r}; expected a positive multiple of 4")
+    model = CLIFF(backbone, crop_height=crop_height)
     _check_keys(model, state_dict, path)
     model.load_state_dict(state_dict, strict=True)
     mode = ckpt.get("mode", "cliff")  # written by cliffhmr.train; official files are CLIFF
@@ -257,7 +268,7 @@ def save_checkpoint(path: str | os.PathLike, model: CLIFF, bbox_info: str, extra
     ckpt = {
         **(extra or {}),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "config": {"backbone": model.backbone, "bbox_info": bbox_info},
+        "config": {"backbone": model.backbone, "bbox_info": bbox_info, "crop_height": model.crop_height},
     }
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
