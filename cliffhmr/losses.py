@@ -28,6 +28,10 @@ from .errors import CliffError
 from .models import CliffOutput
 
 MODES = ("cliff", "hmr")
+# A crop scale s <= 0 puts the body at or behind the camera, where reprojection errors and their
+# gradients are unbounded: one bad step then wrecks the run. Below this floor the 2D term stops
+# pulling on s and the camera term alone pushes it back up.
+SCALE_FLOOR = 0.05
 
 
 @dataclass
@@ -112,15 +116,16 @@ def compute_losses(
     Everything here runs in float32, whatever precision the network ran in.
     """
     rotmat, betas, cam = out.rotmat.float(), out.betas.float(), out.cam.float()
+    safe_cam = torch.cat((cam[:, :1].clamp_min(SCALE_FLOOR), cam[:, 1:]), 1)
     posed = body(rotmat, betas, None)
     extra = body.regress(posed.vertices, extra_regressor) if extra_regressor is not None else None
     joints = body_to_j24(posed.joints, posed.keypoints, extra)
 
     center, b = batch["center"], batch["b"]
     if cfg.mode == "cliff":
-        pred_2d = to_box_units(project_full(joints, cam, center, b, batch["focal"], batch["principal"]), center, b)
+        pred_2d = to_box_units(project_full(joints, safe_cam, center, b, batch["focal"], batch["principal"]), center, b)
     else:
-        pred_2d = project_crop(joints, cam, 2 * cfg.hmr_focal / cfg.hmr_crop)
+        pred_2d = project_crop(joints, safe_cam, 2 * cfg.hmr_focal / cfg.hmr_crop)
     gt_2d = torch.cat((to_box_units(batch["keypoints"][..., :2], center, b), batch["keypoints"][..., 2:]), -1)
 
     parts = {

@@ -27,8 +27,8 @@ from cliffhmr.data import (
     write_upright_mean_params,
 )
 from cliffhmr.errors import CliffError
-from cliffhmr.losses import LossConfig, project_crop, project_full, to_box_units
-from cliffhmr.models import CLIFF, load_checkpoint
+from cliffhmr.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
+from cliffhmr.models import CLIFF, CliffOutput, load_checkpoint
 from cliffhmr.train import load_config, load_pretrained_backbone, load_smpl
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -111,6 +111,21 @@ def test_full_frame_loss_is_exact_for_the_true_camera(synthetic):
     cfg = LossConfig()
     crop = project_crop(joints, cam, 2 * cfg.hmr_focal / cfg.hmr_crop)
     assert (crop - gt).abs().max() > 0.05
+
+
+@pytest.mark.parametrize("mode", ["cliff", "hmr"])
+def test_negative_camera_scale_gives_a_bounded_loss_that_pushes_it_back(synthetic, mode):
+    """One bad step can send s below zero (body behind the camera, unbounded reprojection); the loss
+    must stay moderate and its gradient must raise s again."""
+    body = load_smpl(str(synthetic / "toy_smpl.npz"), torch.device("cpu"))
+    ds = NpzDataset(DatasetSpec(str(synthetic / "train.npz"), str(synthetic)))
+    batch = torch.utils.data.default_collate([ds[(i, 0)] for i in range(2)])
+    cam = torch.tensor([[-0.4, 0.0, 0.0], [0.9, 0.0, 0.0]], requires_grad=True)
+    out = CliffOutput(rotmat=batch["rotmat"], pose6d=torch.zeros(2, 144), betas=batch["betas"], cam=cam)
+    total, parts = compute_losses(out, body, batch, LossConfig(mode=mode))
+    total.backward()
+    assert torch.isfinite(total) and parts["keypoints_2d"] < 10  # unguarded: ~1e7
+    assert cam.grad[0, 0] < 0 and torch.isfinite(cam.grad).all()
 
 
 def test_pretrained_backbone_loads_imagenet_layout(tmp_path):
