@@ -38,12 +38,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--test", type=int, default=1000 if GPU else 100, help="held-out images")
     p.add_argument("--max-yaw", type=float, default=180.0 if GPU else 45.0,
                    help="people's heading range (deg) around the camera's axis; narrower is easier to learn from scratch")
+    p.add_argument("--heading-from", default="ray", choices=["ray", "axis"],
+                   help="headings measured from the line of sight (people facing the photographer look alike "
+                        "anywhere in the frame, as in the paper's figure 2) or from the optical axis")
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--steps", type=int, default=20000 if GPU else 300)
     p.add_argument("--batch-size", type=int, default=64 if GPU else 8)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--backbone", default="res50", choices=["res50", "hr48"])
+    p.add_argument("--crop-height", type=int, default=256 if GPU else 64,
+                   help="network input height (width 3/4 of it); the official models use 256")
     p.add_argument("--workers", type=int, default=8 if GPU else 1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", nargs="+", default=["cliff", "hmr"], choices=["cliff", "hmr"])
@@ -60,7 +65,7 @@ def make_data(args) -> tuple[Path, Path]:
         write_upright_mean_params(data / "mean_params.npz")
     if not (data / "train.npz").exists() or not (data / "test.npz").exists():
         cfg = SyntheticConfig(train=args.train, test=args.test, width=args.width, height=args.height,
-                              max_yaw_deg=args.max_yaw, seed=args.seed)
+                              max_yaw_deg=args.max_yaw, heading_from=args.heading_from, seed=args.seed)
         print(f"rendering {args.train} + {args.test} images -> {data}", file=sys.stderr)
         generate_synthetic(data, smpl, cfg)
     return data, smpl
@@ -73,6 +78,7 @@ def run_mode(args, mode: str, data: Path, smpl: Path) -> dict:
         f"data.batch_size={args.batch_size}",
         f"data.num_workers={args.workers}",
         f"model.backbone={args.backbone}",
+        f"model.crop_height={args.crop_height}",
         f"model.mean_params='{data / 'mean_params.npz'}'",
         f"body.smpl='{smpl}'",
         f"loss.mode={mode}",

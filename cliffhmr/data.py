@@ -588,8 +588,15 @@ class SyntheticConfig:
     person_height: tuple[float, float] = (0.3, 0.8)  # the body's height as a fraction of the image height
     betas_std: float = 1.0
     pose_spread: float = 1.0  # scales synthetic.sample_rotmats' per-joint spread
-    max_yaw_deg: float = 180.0  # heading away from the camera's z axis; less makes orientation easier to learn
+    max_yaw_deg: float = 180.0  # heading away from the reference direction; less makes orientation easier to learn
+    # Heading reference: "axis" = the camera's z axis; "ray" = the line of sight to the person, so that
+    # people who face the photographer look alike in their crops wherever they stand in the frame.
+    heading_from: str = "axis"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.heading_from not in ("axis", "ray"):
+            raise CliffError(f"heading_from must be 'axis' or 'ray', got {self.heading_from!r}")
 
 
 _PART_OF_JOINT = {  # SMPL joint -> colour slot: 0 skin, 1 top, 2 trousers, 3 shoes
@@ -656,6 +663,16 @@ def write_upright_mean_params(path: str | Path) -> Path:
     return path
 
 
+def axis_to_ray(x: float, y: float) -> torch.Tensor:
+    """(3, 3) the smallest rotation taking the optical axis (0, 0, 1) onto the ray through (x, y, 1)."""
+    d = torch.tensor([x, y, 1.0]) / math.sqrt(x * x + y * y + 1)
+    axis = torch.linalg.cross(torch.tensor([0.0, 0.0, 1.0]), d)
+    n = float(axis.norm())
+    if n < 1e-12:
+        return torch.eye(3)
+    return axis_angle_to_rotmat(axis / n * math.atan2(n, float(d[2])))
+
+
 def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConfig) -> dict[str, Path]:
     """Render `train.npz` / `test.npz` with images under `out_dir/images/<split>/`. Returns {split: npz path}.
 
@@ -689,15 +706,17 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
                 yaw = (torch.rand(1, generator=gen) * 2 - 1) * math.radians(cfg.max_yaw_deg)
                 tilt = torch.randn(2, generator=gen) * 0.12
                 rotmat[:, 0] = FACE_CAMERA @ axis_angle_to_rotmat(torch.stack((tilt[0], yaw[0], tilt[1])))
+            hfov = math.radians(rng.uniform(*cfg.hfov_deg))
+            f = w / 2 / math.tan(hfov / 2)
+            u, v = rng.uniform(0.1, 0.9) * w, rng.uniform(0.15, 0.85) * h
+            if cfg.heading_from == "ray":
+                rotmat[:, 0] = axis_to_ray((u - w / 2) / f, (v - h / 2) / f) @ rotmat[:, 0]
             betas = torch.zeros(1, body.num_betas)
             betas[:, :SMPL_NUM_BETAS] = torch.randn(1, SMPL_NUM_BETAS, generator=gen) * cfg.betas_std
             with torch.no_grad():
                 posed = body(rotmat, betas, None)
-            hfov = math.radians(rng.uniform(*cfg.hfov_deg))
-            f = w / 2 / math.tan(hfov / 2)
             extent = float(posed.vertices[0, :, 1].max() - posed.vertices[0, :, 1].min())
             z = f * extent / (rng.uniform(*cfg.person_height) * h)
-            u, v = rng.uniform(0.1, 0.9) * w, rng.uniform(0.15, 0.85) * h
             transl = torch.tensor([(u - w / 2) / f * z, (v - h / 2) / f * z, z]) - posed.joints[0, 0]
             verts = posed.vertices[0] + transl
 
