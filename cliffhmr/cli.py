@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("train", help="train a CLIFF model (see docs/training.md)", add_help=False)
     sub.add_parser("eval", help="evaluate a checkpoint on 3DPW / H36M / AGORA / synthetic data", add_help=False)
+    sub.add_parser("convert", help="official dataset downloads (3DPW) -> npz annotation files", add_help=False)
     return parser
 
 
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import main as eval_main
 
             return eval_main(argv[1:])
+        if argv and argv[0] == "convert":
+            from .convert import main as convert_main
+
+            return convert_main(argv[1:])
         args = build_parser().parse_args(argv)
         return predict_command(args)
     except CliffError as e:
