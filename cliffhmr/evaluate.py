@@ -17,6 +17,7 @@ Protocol (as the paper reports its numbers; see docs/training.md):
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .atomic import write_text_atomic
+from .atomic import write_bytes_atomic, write_text_atomic
 from .camera import bbox_info, perspective_project
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .data import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
@@ -258,7 +259,32 @@ def evaluate(s: EvalSettings) -> dict:
         out_dir = Path(s.out)
         write_text_atomic(out_dir / f"{s.dataset}_results.json", json.dumps(results, indent=2) + "\n")
         write_text_atomic(out_dir / f"{s.dataset}_results.md", results_markdown(results))
+        write_bytes_atomic(out_dir / f"{s.dataset}_per_sample.npz", _per_sample_npz(ann.imgname, off_center, per))
     return results
+
+
+def _per_sample_npz(imgname, off_center: np.ndarray, per: dict) -> bytes:
+    """Every sample's errors (NaN where a metric does not apply), to compare runs image by image."""
+    buf = io.BytesIO()
+    np.savez(buf, imgname=np.asarray(imgname).astype(str), off_center_deg=off_center, **per)
+    return buf.getvalue()
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Mean of a - b over samples where both are finite, with a 95% bootstrap interval.
+
+    a, b: (N,) the same metric for two models on the same samples. Pairing removes the
+    per-image difficulty that both share, so a small gap on a small test set can still be told
+    apart from noise: an interval that excludes 0 says which model is better on this data.
+    """
+    d = np.asarray(a, float) - np.asarray(b, float)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return {"n": 0, "mean": None, "lo": None, "hi": None}
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"n": int(len(d)), "mean": float(d.mean()), "lo": float(lo), "hi": float(hi)}
 
 
 def _ground_truth(ann, idx: np.ndarray, bodies: dict, skeleton: Skeleton, device):
@@ -351,7 +377,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--smpl", help="SMPL model file, or a folder with neutral/male/female models (gendered ground truth)")
     p.add_argument("--joint-regressor", help="J_regressor_h36m.npy (17, 6890): the paper's evaluation joints")
     p.add_argument("--joint-regressor-extra", help="SPIN's J_regressor_extra.npy, used only without --joint-regressor")
-    p.add_argument("--out", help="write <dataset>_results.json and .md here")
+    p.add_argument("--out", help="write <dataset>_results.json, .md and _per_sample.npz here")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--device", default="auto")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cliffhmr.evaluate import mpjpe, pa_mpjpe, results_markdown, sequence_name, similarity_align
+from cliffhmr.evaluate import mpjpe, pa_mpjpe, paired_difference, results_markdown, sequence_name, similarity_align
 from cliffhmr.rotation import axis_angle_to_rotmat
 
 
@@ -77,3 +77,23 @@ def test_markdown_table_lists_every_breakdown():
     assert "| 3dpw | 2 | 70.0 | 45.7 | - | 9.0 |" in text
     assert "seq_a" in text and "0-10 deg" in text
     assert np.isfinite(stats["mpjpe"])
+
+
+def test_paired_difference_of_a_constant_gap_is_exact():
+    a = np.array([10.0, 50.0, 200.0, np.nan])
+    r = paired_difference(a, a - 5.0)
+    assert r == {"n": 3, "mean": 5.0, "lo": 5.0, "hi": 5.0}  # every resample has the same mean; NaN pair dropped
+
+
+def test_paired_difference_interval_brackets_the_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(50, 300, 400)  # shared per-image difficulty, much larger than the gap
+    noise = rng.normal(0, 4, 400)
+    small, large = paired_difference(base[:40] + 3 + noise[:40], base[:40]), paired_difference(base + 3 + noise, base)
+    for r in (small, large):
+        assert r["lo"] < r["mean"] < r["hi"]
+    assert large["hi"] - large["lo"] < small["hi"] - small["lo"]
+    assert 0 < large["lo"] and large["hi"] < 6  # the 3 mm gap is found despite the 250 mm spread
+    # The standard error of the mean is 4/sqrt(400) = 0.2: a 95% interval is about +-0.39.
+    assert large["hi"] - large["lo"] == pytest.approx(2 * 1.96 * noise.std() / 20, rel=0.15)
+    assert paired_difference([np.nan], [1.0])["n"] == 0

@@ -158,6 +158,15 @@ def test_train_then_eval_end_to_end(synthetic, tmp_path, capsys):
         assert np.isfinite(res["overall"][key])
     assert res["overall"]["pa_mpjpe"] <= res["overall"]["mpjpe"]
     assert "| synthetic | 4 |" in (out / "synthetic_results.md").read_text()
+    per = np.load(out / "synthetic_per_sample.npz")
+    assert list(per["imgname"]) == list(np.load(synthetic / "test.npz")["imgname"])
+    for key in ("mpjpe", "pa_mpjpe", "pve", "root_orient_deg"):
+        assert per[key].mean() == pytest.approx(res["overall"][key])
+    bins = {"0-10 deg": (0, 10), "10-20 deg": (10, 20), "20-30 deg": (20, 30), ">=30 deg": (30, 180)}
+    for name, st in res["by_off_center"].items():
+        lo, hi = bins[name]
+        rows = (per["off_center_deg"] >= lo) & (per["off_center_deg"] < hi)
+        assert rows.sum() == st["n"] and per["mpjpe"][rows].mean() == pytest.approx(st["mpjpe"])
     # A user mistake is one line and exit code 2.
     assert cli.main(["eval", "--checkpoint", str(out / "final.pt"), "--dataset", "synthetic", "--root", str(tmp_path / "x"),
                      "--smpl", str(synthetic / "toy_smpl.npz")]) == 2
