@@ -29,7 +29,7 @@ from cliffhmr.data import (
 from cliffhmr.errors import CliffError
 from cliffhmr.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
 from cliffhmr.models import CLIFF, CliffOutput, load_checkpoint
-from cliffhmr.train import load_config, load_pretrained_backbone, load_smpl
+from cliffhmr.train import RunConfig, load_config, load_pretrained_backbone, load_smpl
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -183,6 +183,42 @@ def test_hmr_baseline_is_one_flag(synthetic, tmp_path):
     assert torch.load(out / "final.pt", map_location="cpu", weights_only=True)["mode"] == "hmr"
     res = evaluate(EvalSettings(str(out / "final.pt"), "synthetic", str(synthetic), smpl=str(synthetic / "toy_smpl.npz"), workers=0))
     assert res["mode"] == "hmr" and res["bbox_info"].startswith("zeros")
+
+
+def test_bf16_autocast_trains_and_keeps_float32_weights(synthetic, tmp_path, monkeypatch):
+    """The GPU default (bf16 autocast) on the CPU: the network runs in bf16, the regressor's outputs and the
+    losses stay float32, and the saved weights are float32 and moved."""
+    import cliffhmr.train as train_mod
+
+    real, seen = train_mod.compute_losses, []
+
+    def spy(pred, *args, **kwargs):
+        seen.append((pred.rotmat.dtype, pred.cam.dtype, torch.is_autocast_enabled("cpu")))
+        return real(pred, *args, **kwargs)
+
+    real_autocast, contexts = train_mod._autocast, []
+
+    def autocast_spy(run, device):
+        contexts.append(real_autocast(run, device))
+        return contexts[-1]
+
+    monkeypatch.setattr(train_mod, "compute_losses", spy)
+    monkeypatch.setattr(train_mod, "_autocast", autocast_spy)
+    out = tmp_path / "bf16"
+    train_mod.train(load_config(None, _overrides(synthetic, out, 2, **{"train.precision": "bf16"})))
+    assert seen == [(torch.float32, torch.float32, False)] * 2
+    assert [(c.fast_dtype, c._enabled) for c in contexts] == [(torch.bfloat16, True)] * 2
+    assert all(np.isfinite(_losses(out)))
+    weights = _weights(out / "final.pt")
+    assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())
+    assert not torch.equal(weights["fc1.weight"], CLIFF("res50").fc1.weight)
+    # The same autocast does run the network in bf16; fp32 turns it off.
+    net, img = CLIFF("res50", crop_height=64).encoder, torch.zeros(1, 3, 64, 48)
+    cpu = torch.device("cpu")
+    with train_mod._autocast(RunConfig(precision="bf16"), cpu):
+        assert net(img).dtype == torch.bfloat16
+    with train_mod._autocast(RunConfig(precision="fp32"), cpu):
+        assert net(img).dtype == torch.float32
 
 
 def test_nan_loss_stops_with_step_and_batch(synthetic, tmp_path, monkeypatch):
