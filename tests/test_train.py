@@ -309,16 +309,22 @@ def test_kill_and_resume_reproduce_the_uninterrupted_run(synthetic, tmp_path):
 def test_torchrun_two_cpu_ranks_end_with_identical_weights(synthetic, tmp_path):
     out = tmp_path / "ddp"
     script = tmp_path / "ddp_train.py"
+    # `torchrun -m cliffhmr.cli train ...` as documented (runpy is how -m runs a module), keeping each
+    # rank's final weights on the side.
     script.write_text(textwrap.dedent(f"""
-        import os, sys, torch
-        import torch.distributed as dist
-        from cliffhmr.train import load_config, train
-        result = train(load_config(None, sys.argv[1:]))
-        torch.save(result.model.state_dict(), os.path.join({str(out)!r}, f"rank{{os.environ['RANK']}}.pt"))
-        dist.destroy_process_group()
+        import os, runpy, sys, torch
+        import cliffhmr.train as engine
+        real = engine.train
+        def train_and_keep(cfg):
+            result = real(cfg)
+            torch.save(result.model.state_dict(), os.path.join({str(out)!r}, f"rank{{os.environ['RANK']}}.pt"))
+            return result
+        engine.train = train_and_keep
+        sys.argv = ["cliffhmr", "train", *sys.argv[1:]]
+        runpy.run_module("cliffhmr.cli", run_name="__main__")
     """))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           *_overrides(synthetic, out, 3, **{"data.batch_size": 1})]
+           "--config", str(Path(__file__).parents[1] / "configs/synthetic_tiny.yaml"), *_overrides(synthetic, out, 3, **{"data.batch_size": 1})]
     run = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     r0, r1 = torch.load(out / "rank0.pt", weights_only=True), torch.load(out / "rank1.pt", weights_only=True)
