@@ -1,4 +1,4 @@
-"""`cliffhmr` command line: predict, train, eval.
+"""`cliffhmr` command line: predict, annotate, train, eval, convert.
 
 Expected mistakes (a `CliffError`) print one line and exit with code 2.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .errors import CliffError
 
@@ -29,26 +28,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("predict", help="people in photos -> body meshes, parameters, overlays")
-    p.add_argument("input", help="an image file or a folder of images")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--checkpoint", help="a CLIFF checkpoint (official .pt or ours); needs --smpl. Default: keypoints + fitting")
-    p.add_argument("--backbone", choices=["res50", "hr48"], help="check the checkpoint holds this backbone (default: detect)")
-    p.add_argument("--smpl", help="SMPL model file (.pkl/.npz) or folder; default body model: Anny")
-    p.add_argument("--boxes", help='JSON {"image.jpg": [[x1, y1, x2, y2, score], ...]}; default: detect people')
+    _add_input_arguments(p, out_help="output folder")
     p.add_argument("--keypoints", help="COCO-format or OpenPose JSON with 2D keypoints (single image input)")
-    cam = p.add_mutually_exclusive_group()
-    cam.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else the image diagonal)")
-    cam.add_argument("--intrinsics", type=_parse_intrinsics, help="fx,fy,cx,cy in pixels")
-    p.add_argument("--fit-iterations", type=int, default=120, help="optimisation steps of the full-frame fit")
     p.add_argument("--no-render", action="store_true", help="skip the overlay and side-view images")
     p.add_argument("--no-mesh", action="store_true", help="skip the OBJ/GLB files")
     p.add_argument("--profile", action="store_true", help="print the time spent in each stage")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+    a = sub.add_parser("annotate", help="CLIFF+ annotator: photos -> a training dataset (SPIN/CLIFF npz) with pseudo ground truth")
+    _add_input_arguments(a, out_help="the dataset file to write (.npz); image names in it are relative to the input folder")
+    a.add_argument("--min-quality", type=float, default=0.5,
+                   help="rows whose fit agrees less with the keypoints (0..1) get has_smpl=0 (default 0.5)")  # fmt: skip
 
     sub.add_parser("train", help="train a CLIFF model (see docs/training.md)", add_help=False)
     sub.add_parser("eval", help="evaluate a checkpoint on 3DPW / H36M / AGORA / synthetic data", add_help=False)
     sub.add_parser("convert", help="official dataset downloads (3DPW) -> npz annotation files", add_help=False)
     return parser
+
+
+def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
+    """What predict and annotate share: the photos, the models, boxes and camera."""
+    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--checkpoint", help="a CLIFF checkpoint (official .pt or ours); needs --smpl. Default: keypoints + fitting")
+    p.add_argument("--backbone", choices=["res50", "hr48"], help="check the checkpoint holds this backbone (default: detect)")
+    p.add_argument("--smpl", help="SMPL model file (.pkl/.npz) or folder; default body model: Anny")
+    p.add_argument("--boxes", help='JSON {"image.jpg": [[x1, y1, x2, y2, score], ...]}; default: detect people')
+    cam = p.add_mutually_exclusive_group()
+    cam.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else the image diagonal)")
+    cam.add_argument("--intrinsics", type=_parse_intrinsics, help="fx,fy,cx,cy in pixels")
+    p.add_argument("--fit-iterations", type=int, default=120, help="optimisation steps of the full-frame fit")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return convert_main(argv[1:])
         args = build_parser().parse_args(argv)
-        return predict_command(args)
+        return annotate_command(args) if args.command == "annotate" else predict_command(args)
     except CliffError as e:
         print(f"cliffhmr: error: {e}", file=sys.stderr)
         return 2
@@ -77,14 +86,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def predict_command(args) -> int:
-    from tqdm import tqdm
-
-    from .image import boxes_for, list_images, load_boxes_file
     from .outputs import write_outputs
-    from .pipeline import Predictor, PredictorConfig
 
-    images = list_images(args.input)
-    boxes = load_boxes_file(args.boxes) if args.boxes else None
+    images, boxes = _inputs(args)
     keypoints = None
     if args.keypoints:
         if len(images) != 1:
@@ -92,44 +96,96 @@ def predict_command(args) -> int:
         from .keypoints import load_keypoints_file
 
         keypoints = load_keypoints_file(args.keypoints, image_name=images[0].name)
+    predictor = _predictor(args, refine=False)
+
+    def write(path, result):
+        write_outputs(result, args.out, path.stem, meshes=not args.no_mesh, images=not args.no_render)
+        n = len(result.people)
+        if n == 0:
+            return f"{path.name}: no person found; wrote empty results -> {args.out}"
+        return f"{path.name}: {n} {'person' if n == 1 else 'people'} ({result.method}, {result.body_model}) -> {args.out}"
+
+    failed = _each_image(args, images, boxes, predictor, write, "predict", keypoints=keypoints)
+    return _report_failures(failed, images)
+
+
+def annotate_command(args) -> int:
+    from .annotate import check_output, concat_rows, dataset_root, result_rows, write_dataset
+
+    out = check_output(args.out)
+    images, boxes = _inputs(args)
+    root = dataset_root(args.input)
+    predictor = _predictor(args, refine=args.checkpoint is not None)
+    parts = []
+
+    def collect(path, result):
+        parts.append(result_rows(result, path.relative_to(root).as_posix(), args.min_quality))
+        n = len(result.people)
+        return f"{path.name}: {n} {'person' if n == 1 else 'people'} ({result.method}, {result.body_model})"
+
+    failed = _each_image(args, images, boxes, predictor, collect, "annotate")
+    rows = concat_rows(parts)
+    n = len(rows.get("imgname", ()))
+    if n == 0:
+        print(f"cliffhmr: no person found in {len(images)} image(s); {out} not written", file=sys.stderr)
+        return 2
+    write_dataset(out, rows)
+    what = (f"{int(rows['has_smpl'].sum())} with pseudo-ground-truth SMPL (quality >= {args.min_quality})"
+            if "has_smpl" in rows else "2D keypoints only (pass --smpl for pseudo-ground-truth SMPL)")  # fmt: skip
+    print(f"{out}: {n} people from {len(images) - len(failed)} images, {what}; image root {root}")
+    return _report_failures(failed, images)
+
+
+def _inputs(args):
+    """The images to run on and the boxes file's contents (None: detect)."""
+    from .image import list_images, load_boxes_file
+
+    return list_images(args.input), (load_boxes_file(args.boxes) if args.boxes else None)
+
+
+def _predictor(args, refine: bool):
+    from .pipeline import Predictor, PredictorConfig
+
     if args.fit_iterations < 0:
         raise CliffError("--fit-iterations must be >= 0")
+    config = PredictorConfig(
+        checkpoint=args.checkpoint, backbone=args.backbone, body_model=args.smpl,
+        fit_iterations=args.fit_iterations, refine=refine, device=args.device,
+    )  # fmt: skip
+    return Predictor(config)
 
-    predictor = Predictor(
-        PredictorConfig(
-            checkpoint=args.checkpoint,
-            backbone=args.backbone,
-            body_model=args.smpl,
-            fit_iterations=args.fit_iterations,
-            device=args.device,
-        )
-    )
+
+def _each_image(args, images, boxes, predictor, step, desc: str, keypoints=None) -> list:
+    """Predict every image and hand its result to `step` (which returns a line to print). An image
+    that fails (prediction or step) gets one error line and the others go on; returns the failed."""
+    from tqdm import tqdm
+
+    from .image import boxes_for
+
     failed = []
-    bar = tqdm(images, desc="predict", unit="img", disable=len(images) == 1)
-    for path in bar:
+    for path in tqdm(images, desc=desc, unit="img", disable=len(images) == 1):
         try:
-            image_boxes = boxes_for(boxes, path) if boxes is not None else None
             result = predictor(
-                path, boxes=image_boxes, intrinsics=args.intrinsics, focal=args.focal,
-                keypoints=keypoints, keypoints_source=str(args.keypoints),
+                path, boxes=boxes_for(boxes, path) if boxes is not None else None, intrinsics=args.intrinsics,
+                focal=args.focal, keypoints=keypoints, keypoints_source=str(getattr(args, "keypoints", None)),
             )  # fmt: skip
-            write_outputs(result, args.out, path.stem, meshes=not args.no_mesh, images=not args.no_render)
+            line = step(path, result)
         except CliffError as e:
             failed.append(path)
             tqdm.write(f"cliffhmr: error: {e}", file=sys.stderr)
             continue
-        n = len(result.people)
-        msg = f"{path.name}: {n} {'person' if n == 1 else 'people'} ({result.method}, {result.body_model}) -> {args.out}"
-        if n == 0:
-            msg = f"{path.name}: no person found; wrote empty results -> {args.out}"
-        tqdm.write(msg)
-        if args.profile:
+        tqdm.write(line)
+        if getattr(args, "profile", False):
             tqdm.write("  " + "  ".join(f"{k}: {v * 1000:.0f} ms" for k, v in result.timings.items()))
-    if failed:
-        if len(images) > 1:
-            print(f"cliffhmr: {len(failed)} of {len(images)} images failed", file=sys.stderr)
-        return 2
-    return 0
+    return failed
+
+
+def _report_failures(failed: list, images: list) -> int:
+    if not failed:
+        return 0
+    if len(images) > 1:
+        print(f"cliffhmr: {len(failed)} of {len(images)} images failed", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .body.base import COCO17_NAMES  # the one definition of the COCO-17 order
+from .body.base import COCO17_NAMES  # noqa: F401  (re-exported: the one definition of the COCO-17 order)
 from .detect import ASSETS, _ort_session, as_rgb_uint8
 from .errors import CliffError
 

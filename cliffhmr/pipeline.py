@@ -1,7 +1,8 @@
 """The straight line from a photo to people in the full camera frame.
 
 image -> person boxes -> crops and camera -> (CLIFF network | keypoints + regressor) -> body model
--> full-frame fitting -> `ImageResult`. Rendering and files are in `outputs`.
+-> full-frame fitting -> `ImageResult`. Rendering and files are in `outputs`. With a network and
+`refine`, the network's estimate starts the full-frame fit (the CLIFF+ annotator).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class ImageResult:
     image: LoadedImage
     intrinsics: camera.Intrinsics
     body_model: str
-    method: str  # "cliff" (network) or "fit" (keypoints + full-frame fitting)
+    method: str  # "cliff" (network), "fit" (keypoints + full-frame fitting) or "cliff+fit" (network, then fitting)
     joint_names: list[str]
     faces: np.ndarray
     people: list[Person]
@@ -61,6 +62,7 @@ class PredictorConfig:
     rescale: float = crop.RESCALE_INFERENCE
     detection_threshold: float = 0.5
     fit_iterations: int = 120
+    refine: bool = False  # with a checkpoint: fit the network's estimate to 2D keypoints in the full frame
     device: str = "cpu"
 
 
@@ -127,7 +129,9 @@ class Predictor:
 
     @property
     def method(self) -> str:
-        return "cliff" if self.network is not None else "fit"
+        if self.network is None:
+            return "fit"
+        return "cliff+fit" if self.config.refine else "cliff"
 
     def __call__(
         self,
@@ -157,7 +161,7 @@ class Predictor:
             if boxes is None and keypoints is not None:
                 boxes = _keypoint_boxes(keypoints)  # the user's keypoints say who is there
             elif boxes is None:
-                boxes = self.detector(image.pixels) if self.method == "fit" else _whole_image_box(image)
+                boxes = _whole_image_box(image) if self.method == "cliff" else self.detector(image.pixels)
             else:
                 boxes = crop.validate_boxes(boxes, image.width, image.height, source=name)
         if keypoints is not None and len(keypoints) != len(boxes):
@@ -172,9 +176,11 @@ class Predictor:
         if n == 0:
             people = []
         elif self.method == "cliff":
-            people = self._run_network(image, boxes, center, scale, focal_t, principal, K, timer)
+            est, cam, body = self._run_network(image, center, scale, focal_t, principal, timer)
+            people = _people(boxes, center, scale, est.rotmat, est.betas, cam, est.transl, body, K)
         else:
-            people = self._run_fit(image, boxes, center, scale, focal_t, principal, K, keypoints, timer)
+            init = self._run_network(image, center, scale, focal_t, principal, timer)[0] if self.network else None
+            people = self._run_fit(image, boxes, center, scale, focal_t, principal, K, keypoints, timer, init)
         return ImageResult(
             image=image,
             intrinsics=K,
@@ -187,7 +193,10 @@ class Predictor:
         )
 
     @torch.no_grad()
-    def _run_network(self, image, boxes, center, scale, focal, principal, K, timer) -> list[Person]:
+    def _run_network(self, image, center, scale, focal, principal, timer):
+        """-> (Estimate, crop camera (P, 3), BodyOutput) from the CLIFF network."""
+        from .fit import Estimate
+
         net = self.network
         with timer("crop"):
             crops = crop.normalize(crop.crop_images(image.pixels, center, scale, net.model.crop_height)).to(self.device)
@@ -200,9 +209,10 @@ class Predictor:
         with timer("body model"):
             transl = camera.cam_crop_to_full(out.cam.cpu(), center, b, focal, principal)
             body = self.body(out.rotmat.to(self.device), out.betas.to(self.device), transl.to(self.device))
-        return _people(boxes, center, scale, out.rotmat, out.betas, out.cam, transl, body, K)
+        return Estimate(out.rotmat.cpu(), out.betas.cpu(), transl), out.cam, body
 
-    def _run_fit(self, image, boxes, center, scale, focal, principal, K, keypoints, timer) -> list[Person]:
+    def _run_fit(self, image, boxes, center, scale, focal, principal, K, keypoints, timer, init=None) -> list[Person]:
+        """Keypoints (estimated unless given) -> full-frame fit from `init`, or from the keypoint regressor's estimate."""
         from .fit import FitConfig, fit_people
         from .regressor import initial_estimate
 
@@ -214,8 +224,9 @@ class Predictor:
             else:
                 kp2d, world = torch.as_tensor(np.asarray(keypoints), dtype=torch.float32), None
         f, c = K.as_tensors(len(boxes))  # (fx, fy) per person; `focal` is the single CLIFF focal
-        with timer("regressor"):
-            init = initial_estimate(self.body, kp2d, center, scale, f, c)
+        if init is None:
+            with timer("regressor"):
+                init = initial_estimate(self.body, kp2d, center, scale, f, c)
         with timer("fitting"), single_threaded():
             fit = fit_people(self.body, kp2d, f, c, init, world=world, config=FitConfig(iterations=self.config.fit_iterations))
         cam = camera.cam_full_to_crop(fit.transl, center, 200.0 * scale, focal, principal)

@@ -1,4 +1,13 @@
+"""Fixtures shared by test modules: the Anny body, random files in SMPL's and CLIFF's formats, a photo with boxes."""
+
+import json
+
+import numpy as np
 import pytest
+import torch
+from PIL import Image
+
+from smpl_files import write_random_smpl_pkl
 
 
 @pytest.fixture(scope="session")
@@ -8,3 +17,34 @@ def anny_body():
     from cliffhmr.body import load_body_model
 
     return load_body_model("anny")
+
+
+@pytest.fixture(scope="module")
+def smpl_pkl(tmp_path_factory):
+    # Few faces: random triangles span the whole body, and the renderer's cost is their area.
+    return write_random_smpl_pkl(tmp_path_factory.mktemp("smpl") / "SMPL_NEUTRAL.pkl", F=200)
+
+
+def official_checkpoint(path, backbone, prefix="module."):
+    """A randomly initialised CLIFF network saved as the official release saves one."""
+    from cliffhmr.models import CLIFF
+
+    torch.manual_seed(0)
+    model = CLIFF(backbone)
+    torch.save({"model": {prefix + k: v for k, v in model.state_dict().items()}, "epoch": 7}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def res50_ckpt(tmp_path_factory):
+    return official_checkpoint(tmp_path_factory.mktemp("ckpt") / "res50-random.pt", "res50")
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    """A 400x300 photo and a boxes file: one person near the centre, one near the right edge."""
+    d = tmp_path_factory.mktemp("photo")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(d / "scene.png")
+    (d / "boxes.json").write_text(json.dumps({"scene.png": [[170, 60, 230, 280, 0.9], [330, 40, 395, 240]]}))
+    return d / "scene.png", d / "boxes.json"

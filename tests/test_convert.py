@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from cliffhmr import cli
-from cliffhmr.convert import convert_3dpw
 from cliffhmr.data import load_annotations
 from cliffhmr.rotation import axis_angle_to_rotmat
 from cliffhmr.train import load_smpl

@@ -13,38 +13,9 @@ from PIL import Image
 from cliffhmr.body import load_body_model
 from cliffhmr.camera import cam_crop_to_full, perspective_project
 from cliffhmr.cli import main
-from cliffhmr.models import CLIFF
-from smpl_files import write_random_smpl_pkl
+from conftest import official_checkpoint
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-
-
-@pytest.fixture(scope="module")
-def smpl_pkl(tmp_path_factory):
-    # Few faces: random triangles span the whole body, and the renderer's cost is their area.
-    return write_random_smpl_pkl(tmp_path_factory.mktemp("smpl") / "SMPL_NEUTRAL.pkl", F=200)
-
-
-def official_checkpoint(path, backbone, prefix="module."):
-    torch.manual_seed(0)
-    model = CLIFF(backbone)
-    torch.save({"model": {prefix + k: v for k, v in model.state_dict().items()}, "epoch": 7}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def res50_ckpt(tmp_path_factory):
-    return official_checkpoint(tmp_path_factory.mktemp("ckpt") / "res50-random.pt", "res50")
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory):
-    """A 400x300 photo and a boxes file: one person near the centre, one near the right edge."""
-    d = tmp_path_factory.mktemp("photo")
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(d / "scene.png")
-    (d / "boxes.json").write_text(json.dumps({"scene.png": [[170, 60, 230, 280, 0.9], [330, 40, 395, 240]]}))
-    return d / "scene.png", d / "boxes.json"
 
 
 def run(args, capsys):

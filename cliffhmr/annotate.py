@@ -1,0 +1,93 @@
+"""The CLIFF+ annotator: photos -> a training dataset in the SPIN/CLIFF npz format (`data`).
+
+Each person the pipeline finds becomes one row: the detected box (x1.2, the evaluation and
+training convention), the detected 2D keypoints in SPIN's J24 order, the camera, and, with an
+SMPL body, the full-frame fit's SMPL parameters as pseudo ground truth. With a CLIFF checkpoint the
+network's estimate starts the fit (the paper's annotator: a CLIFF model, refined against 2D
+keypoints with the full-perspective camera); without one the keypoint regressor's estimate does.
+Anny's parameters are not SMPL's, so without `--smpl` the file holds 2D supervision only.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import crop
+from .atomic import write_bytes_atomic
+from .errors import CliffError
+from .fit import FitConfig
+from .pipeline import ImageResult
+
+# SPIN's J24 slot of each COCO-17 keypoint (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
+COCO17_TO_J24 = [19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]
+SMPL_POSE_DIM = 72
+SMPL_SHAPE_DIM = 10
+
+
+def coco17_to_j24(keypoints: np.ndarray, min_confidence: float = 0.0) -> np.ndarray:
+    """(P, 17, 3) COCO-17 pixels + confidence -> (P, 24, 3) in J24 order; joints COCO lacks (neck,
+    head top, pelvis, ...) and keypoints below `min_confidence` get confidence 0."""
+    keypoints = np.asarray(keypoints, np.float32)
+    out = np.zeros((keypoints.shape[0], 24, 3), np.float32)
+    out[:, COCO17_TO_J24] = keypoints
+    bad = ~np.isfinite(out).all(-1) | (out[..., 2] < min_confidence)
+    out[bad] = 0.0
+    return out
+
+
+def result_rows(result: ImageResult, imgname: str, min_quality: float) -> dict[str, np.ndarray]:
+    """The dataset rows of one image's people (keys as `data.load_annotations` reads them)."""
+    n = len(result.people)
+    K = result.intrinsics
+    boxes = torch.as_tensor(np.array([p.bbox[:4] for p in result.people], np.float32).reshape(n, 4))
+    center, scale = crop.box_to_center_scale(boxes, rescale=crop.RESCALE_EVALUATION)
+    detected = np.array([p.detected_keypoints for p in result.people], np.float32).reshape(n, 17, 3)
+    quality = np.array([np.nan if p.quality is None else p.quality for p in result.people], np.float32)
+    rows = {
+        "imgname": np.array([imgname] * n, dtype=str),
+        "center": center.numpy(),
+        "scale": scale.numpy(),
+        "part": coco17_to_j24(detected, FitConfig.min_confidence),  # what the fit used, and nothing it ignored
+        "focal_l": np.full(n, K.focal, np.float32),
+        "cam_int": np.tile(np.array([[K.fx, 0, K.cx], [0, K.fy, K.cy], [0, 0, 1]], np.float32), (n, 1, 1)),
+        "quality": quality,
+    }
+    if result.body_model == "smpl":
+        rows["pose"] = np.array([p.pose[:SMPL_POSE_DIM] for p in result.people], np.float32).reshape(n, SMPL_POSE_DIM)
+        rows["shape"] = np.array([p.betas[:SMPL_SHAPE_DIM] for p in result.people], np.float32).reshape(n, SMPL_SHAPE_DIM)
+        rows["transl"] = np.array([p.transl for p in result.people], np.float32).reshape(n, 3)
+        rows["has_smpl"] = (quality >= min_quality).astype(np.float32)
+    return rows
+
+
+def concat_rows(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Join per-image rows; every part has the same keys."""
+    if not parts:
+        return {}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def write_dataset(path: str | Path, rows: dict[str, np.ndarray]) -> None:
+    """One npz, written under a temporary name and renamed."""
+    buf = io.BytesIO()
+    np.savez(buf, **rows)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def dataset_root(source: str | Path) -> Path:
+    """The folder image names are relative to: the input folder, or a single image's folder."""
+    source = Path(source)
+    return source if source.is_dir() else source.parent
+
+
+def check_output(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise CliffError(f"--out {path}: is a folder; give the dataset file's name, e.g. {path / 'annotations.npz'}")
+    if path.suffix != ".npz":
+        raise CliffError(f"--out {path}: the dataset file must end in .npz")
+    return path
