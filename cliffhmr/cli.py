@@ -29,7 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="people in photos -> body meshes, parameters, overlays")
     _add_input_arguments(p, out_help="output folder")
-    p.add_argument("--keypoints", help="COCO-format or OpenPose JSON with 2D keypoints (single image input)")
     p.add_argument("--no-render", action="store_true", help="skip the overlay and side-view images")
     p.add_argument("--no-mesh", action="store_true", help="skip the OBJ/GLB files")
     p.add_argument("--profile", action="store_true", help="print the time spent in each stage")
@@ -53,6 +52,8 @@ def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--backbone", choices=["res50", "hr48"], help="check the checkpoint holds this backbone (default: detect)")
     p.add_argument("--smpl", help="SMPL model file (.pkl/.npz) or folder; default body model: Anny")
     p.add_argument("--boxes", help='JSON {"image.jpg": [[x1, y1, x2, y2, score], ...]}; default: detect people')
+    p.add_argument("--keypoints", help="2D keypoints instead of BlazePose's: a COCO-format JSON (results or annotations, "
+                   "any number of images), or OpenPose JSON (single image)")  # fmt: skip
     cam = p.add_mutually_exclusive_group()
     cam.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else the image diagonal)")
     cam.add_argument("--intrinsics", type=_parse_intrinsics, help="fx,fy,cx,cy in pixels")
@@ -88,14 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 def predict_command(args) -> int:
     from .outputs import write_outputs
 
-    images, boxes = _inputs(args)
-    keypoints = None
-    if args.keypoints:
-        if len(images) != 1:
-            raise CliffError("--keypoints goes with a single image, not a folder")
-        from .keypoints import load_keypoints_file
-
-        keypoints = load_keypoints_file(args.keypoints, image_name=images[0].name)
+    images, boxes, keypoints = _inputs(args)
     predictor = _predictor(args, refine=False)
 
     def write(path, result):
@@ -105,7 +99,7 @@ def predict_command(args) -> int:
             return f"{path.name}: no person found; wrote empty results -> {args.out}"
         return f"{path.name}: {n} {'person' if n == 1 else 'people'} ({result.method}, {result.body_model}) -> {args.out}"
 
-    failed = _each_image(args, images, boxes, predictor, write, "predict", keypoints=keypoints)
+    failed = _each_image(args, images, boxes, keypoints, predictor, write, "predict")
     return _report_failures(failed, images)
 
 
@@ -113,7 +107,7 @@ def annotate_command(args) -> int:
     from .annotate import check_output, concat_rows, dataset_root, result_rows, write_dataset
 
     out = check_output(args.out)
-    images, boxes = _inputs(args)
+    images, boxes, keypoints = _inputs(args)
     root = dataset_root(args.input)
     predictor = _predictor(args, refine=args.checkpoint is not None)
     parts = []
@@ -123,7 +117,7 @@ def annotate_command(args) -> int:
         n = len(result.people)
         return f"{path.name}: {n} {'person' if n == 1 else 'people'} ({result.method}, {result.body_model})"
 
-    failed = _each_image(args, images, boxes, predictor, collect, "annotate")
+    failed = _each_image(args, images, boxes, keypoints, predictor, collect, "annotate")
     rows = concat_rows(parts)
     n = len(rows.get("imgname", ()))
     if n == 0:
@@ -137,10 +131,20 @@ def annotate_command(args) -> int:
 
 
 def _inputs(args):
-    """The images to run on and the boxes file's contents (None: detect)."""
+    """The images to run on; the boxes file's contents (None: detect); image path -> the user's
+    keypoints for it (None: estimate them). Files are read once, before any model loads."""
     from .image import list_images, load_boxes_file
+    from .keypoints import coco_keypoints_by_image, keypoints_for_image, load_keypoints_file
 
-    return list_images(args.input), (load_boxes_file(args.boxes) if args.boxes else None)
+    images = list_images(args.input)
+    boxes = load_boxes_file(args.boxes) if args.boxes else None
+    if not args.keypoints:
+        return images, boxes, lambda path: None
+    if len(images) == 1:  # any layout, OpenPose included; a file about one image needs no name in it
+        single = load_keypoints_file(args.keypoints, image_name=images[0].name)
+        return images, boxes, lambda path: single
+    table = coco_keypoints_by_image(args.keypoints)
+    return images, boxes, lambda path: keypoints_for_image(table, path.name)
 
 
 def _predictor(args, refine: bool):
@@ -155,7 +159,7 @@ def _predictor(args, refine: bool):
     return Predictor(config)
 
 
-def _each_image(args, images, boxes, predictor, step, desc: str, keypoints=None) -> list:
+def _each_image(args, images, boxes, keypoints, predictor, step, desc: str) -> list:
     """Predict every image and hand its result to `step` (which returns a line to print). An image
     that fails (prediction or step) gets one error line and the others go on; returns the failed."""
     from tqdm import tqdm
@@ -167,7 +171,7 @@ def _each_image(args, images, boxes, predictor, step, desc: str, keypoints=None)
         try:
             result = predictor(
                 path, boxes=boxes_for(boxes, path) if boxes is not None else None, intrinsics=args.intrinsics,
-                focal=args.focal, keypoints=keypoints, keypoints_source=str(getattr(args, "keypoints", None)),
+                focal=args.focal, keypoints=keypoints(path), keypoints_source=str(args.keypoints),
             )  # fmt: skip
             line = step(path, result)
         except CliffError as e:

@@ -491,6 +491,61 @@ def _coco_from_data(data, p: Path, image_name: str | None) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
+def coco_keypoints_by_image(path) -> dict[str, np.ndarray]:
+    """A COCO-format file about many images (e.g. person_keypoints_train2017.json), read once ->
+    {key: (N, 17, 3)}, keyed by image file base name and by str(image_id). Look images up with
+    :func:`keypoints_for_image`. Same layouts and skipping rules as :func:`load_coco_keypoints`."""
+    p = Path(path)
+    return _guarded(_coco_table, _read_json(p), p)
+
+
+def _coco_table(data, p: Path) -> dict[str, np.ndarray]:
+    groups: dict[str, list[np.ndarray]] = {}
+    if isinstance(data, dict) and "annotations" in data:
+        if not isinstance(data["annotations"], list) or not isinstance(data.get("images", []), list):
+            raise CliffError(f"{p}: 'annotations' and 'images' must be lists")
+        names = {im["id"]: im.get("file_name") for im in data.get("images", []) if isinstance(im, dict) and "id" in im}
+        for k, a in enumerate(data["annotations"]):
+            if not isinstance(a, dict) or "keypoints" not in a or a.get("iscrowd", 0) or a.get("num_keypoints", 1) == 0:
+                continue
+            kp = _as_17x3(a["keypoints"], p, f"annotation {k} (id {a.get('id')})")
+            if (kp[:, 2] > 0).any():
+                keys = {str(a.get("image_id")), os.path.basename(str(names.get(a.get("image_id"), "")))} - {"", "None"}
+                for key in keys:
+                    groups.setdefault(key, []).append(kp)
+    elif isinstance(data, list):
+        for k, e in enumerate(data):
+            if not isinstance(e, dict) or "keypoints" not in e:
+                raise CliffError(f"{p}: entry {k} is not an object with 'keypoints'")
+            if e.get("category_id", 1) != 1:
+                continue
+            kp = _as_17x3(e["keypoints"], p, f"entry {k}", e.get("keypoint_scores"))
+            named = next((e[key] for key in _NAME_KEYS if e.get(key) is not None), None)
+            keys = {str(e.get("image_id")), os.path.basename(str(named or ""))} - {"", "None"}
+            if not keys:
+                raise CliffError(f"{p}: entry {k} names no image (image_id or file_name)")
+            for key in keys:
+                groups.setdefault(key, []).append(kp)
+    else:
+        raise CliffError(f"{p}: not a COCO keypoint file (expected a list of results with 'keypoints', "
+                         "or an object with 'images' and 'annotations')")  # fmt: skip
+    return {key: np.stack(kps).astype(np.float32) for key, kps in groups.items()}
+
+
+def keypoints_for_image(table: dict[str, np.ndarray], image_name: str) -> np.ndarray:
+    """The people `table` lists for an image (by base name, stem, or image_id = the stem's number,
+    397133 <-> 000000397133.jpg); (0, 17, 3) when it lists none."""
+    base = os.path.basename(image_name)
+    stem = Path(base).stem
+    keys = [base, stem]
+    if stem.isdigit():
+        keys.append(str(int(stem)))
+    for key in keys:
+        if key in table:
+            return table[key]
+    return np.zeros((0, 17, 3), np.float32)
+
+
 def load_openpose_keypoints(path) -> np.ndarray:
     """Read an OpenPose JSON (``{"people": [{"pose_keypoints_2d": [...]}, ...]}``) -> (N, 17, 3).
 

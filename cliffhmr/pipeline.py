@@ -254,6 +254,8 @@ def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
     kp = np.asarray(keypoints, dtype=np.float32)
     if kp.ndim != 3 or kp.shape[1:] != (17, 3):
         raise CliffError(f"{source}: expected COCO-17 keypoints of shape (N, 17, 3), got {kp.shape}")
+    if len(kp) == 0:  # the file lists nobody in this image
+        return kp
     seen = kp[..., 2] > 0
     if not seen.any(-1).all():
         raise CliffError(f"{source}: a person has no keypoint with positive confidence")

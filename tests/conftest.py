@@ -10,6 +10,14 @@ from PIL import Image
 from smpl_files import write_random_smpl_pkl
 
 
+# BlazePose's keypoints for the astronaut (x, y, confidence), as a ViTPose/mmpose user would bring them.
+ASTRONAUT_KEYPOINTS = [
+    [217, 133, 1.0], [243, 117, 0.99], [201, 106, 0.99], [262, 124, 0.99], [187, 106, 0.99], [292, 243, 0.98],
+    [104, 226, 0.98], [324, 354, 0.59], [66, 365, 0.7], [275, 385, 0.26], [140, 428, 0.38], [227, 505, 0.76],
+    [124, 498, 0.78], [255, 633, 0.02], [100, 613, 0.03], [198, 760, 0.0], [42, 744, 0.0],
+]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def anny_body():
     """The default Anny body, built once per test session (the very first build on a machine

@@ -12,6 +12,8 @@ from cliffhmr.body import COCO17_NAMES
 from cliffhmr.cli import main
 from cliffhmr.data import J24_NAMES, DatasetSpec, NpzDataset, load_annotations, write_toy_smpl
 
+from conftest import ASTRONAUT_KEYPOINTS
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
@@ -118,6 +120,35 @@ def test_default_path_writes_2d_supervision(tmp_path, capsys):
     half = 200 * ann.scale[0] / 2
     assert (np.abs(part[seen, :2] - ann.center[0]) < half).all()
     assert ann.focal[0] == pytest.approx(np.hypot(512, 512))  # no EXIF: the image diagonal
+
+
+def test_coco_keypoints_file_drives_a_folder_without_the_detector(tmp_path, capsys, monkeypatch):
+    """CLIFF+ on a labelled dataset: its 2D keypoints, not BlazePose's, and boxes around them."""
+    import cliffhmr.detect
+
+    def no_detector(*args, **kwargs):
+        raise AssertionError("the detector must not run when keypoints are given")
+
+    monkeypatch.setattr(cliffhmr.detect.PersonDetector, "__init__", no_detector)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("astronaut.jpg", "grace_hopper.jpg"):
+        shutil.copy(EXAMPLES / name, folder / name)
+    coco = {
+        "images": [{"id": 1, "file_name": "astronaut.jpg"}, {"id": 2, "file_name": "grace_hopper.jpg"}],
+        "annotations": [{"id": 5, "image_id": 1, "keypoints": sum(ASTRONAUT_KEYPOINTS, []), "num_keypoints": 17}],
+    }
+    (tmp_path / "person_keypoints.json").write_text(json.dumps(coco))
+    out = tmp_path / "gt.npz"
+    code, io = run(["annotate", folder, "--out", out, "--keypoints", tmp_path / "person_keypoints.json", "--fit-iterations", "40"], capsys)
+    assert code == 0, io.err
+    assert "grace_hopper.jpg: 0 people" in io.out and "1 people from 2 images" in io.out
+    ann = load_annotations(out)
+    assert list(ann.imgname) == ["astronaut.jpg"]
+    given = np.array(ASTRONAUT_KEYPOINTS, np.float32)
+    kept = given[:, 2] >= 0.2
+    np.testing.assert_allclose(ann.part[0, COCO17_TO_J24][kept], given[kept])
+    assert (ann.part[0, COCO17_TO_J24][~kept] == 0).all()
 
 
 def test_annotator_mistakes_are_one_line(tmp_path, capsys, res50_ckpt):

@@ -369,3 +369,39 @@ def test_missing_files(tmp_path):
         load_openpose_keypoints(tmp_path / "absent.json")
     with pytest.raises(CliffError, match="absent.json"):
         load_keypoints_file(tmp_path / "absent.json")
+
+
+def test_coco_file_about_many_images_is_read_once_and_looked_up_by_name_or_id(tmp_path):
+    from cliffhmr.keypoints import coco_keypoints_by_image, keypoints_for_image
+
+    def person(x):
+        return [x, 10, 2] * 17
+
+    annotations = {
+        "images": [{"id": 397133, "file_name": "000000397133.jpg"}, {"id": 2, "file_name": "val/b.jpg"}, {"id": 3, "file_name": "c.jpg"}],
+        "annotations": [
+            {"id": 10, "image_id": 397133, "keypoints": person(1), "num_keypoints": 17},
+            {"id": 11, "image_id": 2, "keypoints": person(2), "num_keypoints": 17},
+            {"id": 12, "image_id": 2, "keypoints": person(3), "num_keypoints": 17},
+            {"id": 13, "image_id": 2, "keypoints": person(4), "iscrowd": 1},
+            {"id": 14, "image_id": 3, "keypoints": [0] * 51, "num_keypoints": 0},
+        ],
+    }  # fmt: skip
+    (tmp_path / "ann.json").write_text(json.dumps(annotations))
+    table = coco_keypoints_by_image(tmp_path / "ann.json")
+    assert keypoints_for_image(table, "000000397133.jpg")[:, 0, 0].tolist() == [1]
+    assert keypoints_for_image(table, "images/b.jpg")[:, 0, 0].tolist() == [2, 3]  # the crowd is skipped
+    assert keypoints_for_image(table, "c.jpg").shape == (0, 17, 3)  # nobody labelled
+    assert keypoints_for_image(table, "unlisted.jpg").shape == (0, 17, 3)
+    assert keypoints_for_image(table, "b.jpg")[0, 0].tolist() == [2, 10, 1]  # visibility 2 -> confidence 1
+
+    # A results list (ViTPose / mmpose) names images by image_id only: matched against the stem's number.
+    results = [{"image_id": 397133, "category_id": 1, "keypoints": person(5), "score": 0.9},
+               {"image_id": 7, "category_id": 1, "keypoints": person(6), "score": 0.8}]  # fmt: skip
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    table = coco_keypoints_by_image(tmp_path / "res.json")
+    assert keypoints_for_image(table, "000000397133.jpg")[:, 0, 0].tolist() == [5]
+    assert keypoints_for_image(table, "7.png")[:, 0, 0].tolist() == [6]
+    (tmp_path / "anonymous.json").write_text(json.dumps([{"keypoints": person(1)}]))
+    with pytest.raises(CliffError, match="entry 0 names no image"):
+        coco_keypoints_by_image(tmp_path / "anonymous.json")

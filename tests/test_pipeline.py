@@ -13,7 +13,7 @@ from PIL import Image
 from cliffhmr.body import load_body_model
 from cliffhmr.camera import cam_crop_to_full, perspective_project
 from cliffhmr.cli import main
-from conftest import official_checkpoint
+from conftest import ASTRONAUT_KEYPOINTS, official_checkpoint
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -146,14 +146,6 @@ def test_folder_with_a_bad_image_runs_the_others(tmp_path, capsys, photo, res50_
     io = expect_user_error(args, capsys, "broken.jpg", "1 of 2 images failed", one_line=False)  # with a progress bar
     assert sorted(p.name for p in out.iterdir()) == ["scene.json", "scene.npz"]
     assert "scene.png: 2 people" in io.out
-
-
-# BlazePose's keypoints for the astronaut (x, y, confidence), as a ViTPose/mmpose user would bring them.
-ASTRONAUT_KEYPOINTS = [
-    [217, 133, 1.0], [243, 117, 0.99], [201, 106, 0.99], [262, 124, 0.99], [187, 106, 0.99], [292, 243, 0.98],
-    [104, 226, 0.98], [324, 354, 0.59], [66, 365, 0.7], [275, 385, 0.26], [140, 428, 0.38], [227, 505, 0.76],
-    [124, 498, 0.78], [255, 633, 0.02], [100, 613, 0.03], [198, 760, 0.0], [42, 744, 0.0],
-]  # fmt: skip
 
 
 def test_keypoints_file_drives_the_fit_and_a_mismatch_names_the_file(tmp_path, capsys):
