@@ -94,10 +94,9 @@ def predict_command(args) -> int:
 
     def write(path, result):
         write_outputs(result, args.out, path.stem, meshes=not args.no_mesh, images=not args.no_render)
-        n = len(result.people)
-        if n == 0:
+        if not result.people:
             return f"{path.name}: no person found; wrote empty results -> {args.out}"
-        return f"{path.name}: {n} {'person' if n == 1 else 'people'} ({result.method}, {result.body_model}) -> {args.out}"
+        return f"{path.name}: {_people(len(result.people))} ({result.method}, {result.body_model}) -> {args.out}"
 
     failed = _each_image(args, images, boxes, keypoints, predictor, write, "predict")
     return _report_failures(failed, images)
@@ -114,8 +113,7 @@ def annotate_command(args) -> int:
 
     def collect(path, result):
         parts.append(result_rows(result, path.relative_to(root).as_posix(), args.min_quality))
-        n = len(result.people)
-        return f"{path.name}: {n} {'person' if n == 1 else 'people'} ({result.method}, {result.body_model})"
+        return f"{path.name}: {_people(len(result.people))} ({result.method}, {result.body_model})"
 
     failed = _each_image(args, images, boxes, keypoints, predictor, collect, "annotate")
     rows = concat_rows(parts)
@@ -126,7 +124,8 @@ def annotate_command(args) -> int:
     write_dataset(out, rows)
     what = (f"{int(rows['has_smpl'].sum())} with pseudo-ground-truth SMPL (quality >= {args.min_quality})"
             if "has_smpl" in rows else "2D keypoints only (pass --smpl for pseudo-ground-truth SMPL)")  # fmt: skip
-    print(f"{out}: {n} people from {len(images) - len(failed)} images, {what}; image root {root}")
+    done = len(images) - len(failed)
+    print(f"{out}: {_people(n)} from {done} image{'' if done == 1 else 's'}, {what}; image root {root}")
     return _report_failures(failed, images)
 
 
@@ -134,12 +133,13 @@ def _inputs(args):
     """The images to run on; the boxes file's contents (None: detect); image path -> the user's
     keypoints for it (None: estimate them). Files are read once, before any model loads."""
     from .image import list_images, load_boxes_file
-    from .keypoints import coco_keypoints_by_image, keypoints_for_image, load_keypoints_file
 
     images = list_images(args.input)
     boxes = load_boxes_file(args.boxes) if args.boxes else None
     if not args.keypoints:
         return images, boxes, lambda path: None
+    from .keypoints import coco_keypoints_by_image, keypoints_for_image, load_keypoints_file
+
     if len(images) == 1:  # any layout, OpenPose included; a file about one image needs no name in it
         single = load_keypoints_file(args.keypoints, image_name=images[0].name)
         return images, boxes, lambda path: single
@@ -182,6 +182,10 @@ def _each_image(args, images, boxes, keypoints, predictor, step, desc: str) -> l
         if getattr(args, "profile", False):
             tqdm.write("  " + "  ".join(f"{k}: {v * 1000:.0f} ms" for k, v in result.timings.items()))
     return failed
+
+
+def _people(n: int) -> str:
+    return f"{n} {'person' if n == 1 else 'people'}"
 
 
 def _report_failures(failed: list, images: list) -> int:

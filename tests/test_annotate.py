@@ -109,7 +109,7 @@ def test_default_path_writes_2d_supervision(tmp_path, capsys):
     out = tmp_path / "astronaut.npz"
     code, io = run(["annotate", EXAMPLES / "astronaut.jpg", "--out", out, "--fit-iterations", "40"], capsys)
     assert code == 0, io.err
-    assert "1 people from 1 images, 2D keypoints only" in io.out
+    assert "1 person from 1 image, 2D keypoints only" in io.out
     ann = load_annotations(out)
     assert list(ann.imgname) == ["astronaut.jpg"] and not ann.has_smpl.any()
     assert "pose" not in np.load(out).files
@@ -142,7 +142,7 @@ def test_coco_keypoints_file_drives_a_folder_without_the_detector(tmp_path, caps
     out = tmp_path / "gt.npz"
     code, io = run(["annotate", folder, "--out", out, "--keypoints", tmp_path / "person_keypoints.json", "--fit-iterations", "40"], capsys)
     assert code == 0, io.err
-    assert "grace_hopper.jpg: 0 people" in io.out and "1 people from 2 images" in io.out
+    assert "grace_hopper.jpg: 0 people" in io.out and "1 person from 2 images" in io.out
     ann = load_annotations(out)
     assert list(ann.imgname) == ["astronaut.jpg"]
     given = np.array(ASTRONAUT_KEYPOINTS, np.float32)
