@@ -423,44 +423,63 @@ def load_coco_keypoints(path, image_name: str | None = None) -> np.ndarray:
     return _guarded(_coco_from_data, _read_json(path), Path(path), image_name)
 
 
+def _coco_annotations(data, p: Path) -> tuple[dict, list[tuple[int, dict]]]:
+    """An annotation file -> ({image_id: file_name}, [(index, annotation)] of the non-crowd people with keypoints)."""
+    anns, images = data["annotations"], data.get("images", [])
+    if not isinstance(anns, list) or not isinstance(images, list):
+        raise CliffError(f"{p}: 'annotations' and 'images' must be lists")
+    names = {im["id"]: im.get("file_name") for im in images if isinstance(im, dict) and "id" in im}
+    kept = [(k, a) for k, a in enumerate(anns) if isinstance(a, dict) and "keypoints" in a and not a.get("iscrowd", 0)]
+    return names, kept
+
+
+def _annotation_keypoints(k: int, a: dict, p: Path) -> np.ndarray | None:
+    """One annotation's (17, 3) keypoints, or None when it labels none."""
+    kp = _as_17x3(a["keypoints"], p, f"annotation {k} (id {a.get('id')})")
+    if a.get("num_keypoints", 1) == 0 or not (kp[:, 2] > 0).any():
+        return None
+    return kp
+
+
+def _coco_results(data: list, p: Path) -> list[tuple[int, dict]]:
+    """A results list -> [(index, entry)] of the person entries; anything but objects with 'keypoints' is an error."""
+    entries = []
+    for k, e in enumerate(data):
+        if not isinstance(e, dict) or "keypoints" not in e:
+            raise CliffError(f"{p}: entry {k} is not an object with 'keypoints'")
+        if e.get("category_id", 1) == 1:
+            entries.append((k, e))
+    return entries
+
+
+def _result_keypoints(k: int, e: dict, p: Path) -> np.ndarray:
+    return _as_17x3(e["keypoints"], p, f"entry {k}", e.get("keypoint_scores"))
+
+
+def _not_coco(p: Path) -> CliffError:
+    return CliffError(f"{p}: not a COCO keypoint file (expected a list of results with 'keypoints', "
+                      "or an object with 'images' and 'annotations')")  # fmt: skip
+
+
 def _coco_from_data(data, p: Path, image_name: str | None) -> np.ndarray:
     if isinstance(data, dict) and "annotations" in data:
-        anns = data["annotations"]
-        images = data.get("images", [])
-        if not isinstance(anns, list) or not isinstance(images, list):
-            raise CliffError(f"{p}: 'annotations' and 'images' must be lists")
-        id_to_name = {}
-        for im in images:
-            if isinstance(im, dict) and "id" in im:
-                id_to_name[im["id"]] = im.get("file_name")
-        anns = [a for a in anns if isinstance(a, dict) and "keypoints" in a and not a.get("iscrowd", 0)]
+        id_to_name, anns = _coco_annotations(data, p)
         if image_name is not None:
             ids = {i for i, nm in id_to_name.items() if _name_matches(nm, image_name)}
             if not ids:
                 ids = {i for i in id_to_name if _id_matches(i, image_name)}
             if not ids:
                 raise CliffError(f"{p}: no image named {image_name!r} in 'images'")
-            anns = [a for a in anns if a.get("image_id") in ids]
+            anns = [(k, a) for k, a in anns if a.get("image_id") in ids]
         else:
-            ids = {a.get("image_id") for a in anns}
+            ids = {a.get("image_id") for _, a in anns}
             if len(ids) > 1:
                 raise CliffError(
                     f"{p}: holds keypoints for {len(ids)} images; say which image they belong to"
                 )
-        out = []
-        for k, a in enumerate(anns):
-            kp = _as_17x3(a["keypoints"], p, f"annotation {k} (id {a.get('id')})")
-            if a.get("num_keypoints", 1) == 0 or not (kp[:, 2] > 0).any():
-                continue
-            out.append(kp)
+        out = [kp for k, a in anns if (kp := _annotation_keypoints(k, a, p)) is not None]
     elif isinstance(data, list):
-        entries = []
-        for k, e in enumerate(data):
-            if not isinstance(e, dict) or "keypoints" not in e:
-                raise CliffError(f"{p}: entry {k} is not an object with 'keypoints'")
-            if e.get("category_id", 1) != 1:
-                continue
-            entries.append((k, e))
+        entries = _coco_results(data, p)
         if image_name is not None:
             matching = [
                 (k, e) for k, e in entries
@@ -480,12 +499,9 @@ def _coco_from_data(data, p: Path, image_name: str | None) -> np.ndarray:
                 raise CliffError(
                     f"{p}: holds keypoints for {len(ids)} images; say which image they belong to"
                 )
-        out = [_as_17x3(e["keypoints"], p, f"entry {k}", e.get("keypoint_scores")) for k, e in entries]
+        out = [_result_keypoints(k, e, p) for k, e in entries]
     else:
-        raise CliffError(
-            f"{p}: not a COCO keypoint file (expected a list of results with 'keypoints', "
-            "or an object with 'images' and 'annotations')"
-        )
+        raise _not_coco(p)
     if not out:
         return np.zeros((0, 17, 3), np.float32)
     return np.stack(out).astype(np.float32)
@@ -500,35 +516,25 @@ def coco_keypoints_by_image(path) -> dict[str, np.ndarray]:
 
 
 def _coco_table(data, p: Path) -> dict[str, np.ndarray]:
-    groups: dict[str, list[np.ndarray]] = {}
+    people = []  # (image_id, file name or None, (17, 3))
     if isinstance(data, dict) and "annotations" in data:
-        if not isinstance(data["annotations"], list) or not isinstance(data.get("images", []), list):
-            raise CliffError(f"{p}: 'annotations' and 'images' must be lists")
-        names = {im["id"]: im.get("file_name") for im in data.get("images", []) if isinstance(im, dict) and "id" in im}
-        for k, a in enumerate(data["annotations"]):
-            if not isinstance(a, dict) or "keypoints" not in a or a.get("iscrowd", 0) or a.get("num_keypoints", 1) == 0:
-                continue
-            kp = _as_17x3(a["keypoints"], p, f"annotation {k} (id {a.get('id')})")
-            if (kp[:, 2] > 0).any():
-                keys = {str(a.get("image_id")), os.path.basename(str(names.get(a.get("image_id"), "")))} - {"", "None"}
-                for key in keys:
-                    groups.setdefault(key, []).append(kp)
+        names, anns = _coco_annotations(data, p)
+        for k, a in anns:
+            if (kp := _annotation_keypoints(k, a, p)) is not None:
+                people.append((a.get("image_id"), names.get(a.get("image_id")), kp))
     elif isinstance(data, list):
-        for k, e in enumerate(data):
-            if not isinstance(e, dict) or "keypoints" not in e:
-                raise CliffError(f"{p}: entry {k} is not an object with 'keypoints'")
-            if e.get("category_id", 1) != 1:
-                continue
-            kp = _as_17x3(e["keypoints"], p, f"entry {k}", e.get("keypoint_scores"))
+        for k, e in _coco_results(data, p):
             named = next((e[key] for key in _NAME_KEYS if e.get(key) is not None), None)
-            keys = {str(e.get("image_id")), os.path.basename(str(named or ""))} - {"", "None"}
-            if not keys:
+            if e.get("image_id") is None and named is None:
                 raise CliffError(f"{p}: entry {k} names no image (image_id or file_name)")
-            for key in keys:
-                groups.setdefault(key, []).append(kp)
+            people.append((e.get("image_id"), named, _result_keypoints(k, e, p)))
     else:
-        raise CliffError(f"{p}: not a COCO keypoint file (expected a list of results with 'keypoints', "
-                         "or an object with 'images' and 'annotations')")  # fmt: skip
+        raise _not_coco(p)
+    groups: dict[str, list[np.ndarray]] = {}
+    for image_id, name, kp in people:
+        keys = {str(image_id), os.path.basename(str(name or ""))} - {"", "None"}
+        for key in keys:
+            groups.setdefault(key, []).append(kp)
     return {key: np.stack(kps).astype(np.float32) for key, kps in groups.items()}
 
 
