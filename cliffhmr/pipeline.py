@@ -176,7 +176,9 @@ class Predictor:
         if n == 0:
             people = []
         elif self.method == "cliff":
-            est, cam, body = self._run_network(image, center, scale, focal_t, principal, timer)
+            est, cam = self._run_network(image, center, scale, focal_t, principal, timer)
+            with timer("body model"), torch.no_grad():
+                body = self.body(est.rotmat.to(self.device), est.betas.to(self.device), est.transl.to(self.device))
             people = _people(boxes, center, scale, est.rotmat, est.betas, cam, est.transl, body, K)
         else:
             init = self._run_network(image, center, scale, focal_t, principal, timer)[0] if self.network else None
@@ -194,7 +196,7 @@ class Predictor:
 
     @torch.no_grad()
     def _run_network(self, image, center, scale, focal, principal, timer):
-        """-> (Estimate, crop camera (P, 3), BodyOutput) from the CLIFF network."""
+        """-> (Estimate in the full frame, crop camera (P, 3)) from the CLIFF network."""
         from .fit import Estimate
 
         net = self.network
@@ -206,10 +208,8 @@ class Predictor:
                 info = torch.zeros_like(info)
         with timer("network"):
             out = net.model(crops, info)
-        with timer("body model"):
-            transl = camera.cam_crop_to_full(out.cam.cpu(), center, b, focal, principal)
-            body = self.body(out.rotmat.to(self.device), out.betas.to(self.device), transl.to(self.device))
-        return Estimate(out.rotmat.cpu(), out.betas.cpu(), transl), out.cam, body
+        transl = camera.cam_crop_to_full(out.cam.cpu(), center, b, focal, principal)
+        return Estimate(out.rotmat.cpu(), out.betas.cpu(), transl), out.cam
 
     def _run_fit(self, image, boxes, center, scale, focal, principal, K, keypoints, timer, init=None) -> list[Person]:
         """Keypoints (estimated unless given) -> full-frame fit from `init`, or from the keypoint regressor's estimate."""
