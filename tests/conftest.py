@@ -33,6 +33,14 @@ def smpl_pkl(tmp_path_factory):
     return write_random_smpl_pkl(tmp_path_factory.mktemp("smpl") / "SMPL_NEUTRAL.pkl", F=200)
 
 
+def run(args, capsys):
+    """`cliffhmr ARGS` in this process -> (exit code, captured stdout/stderr)."""
+    from cliffhmr.cli import main
+
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr()
+
+
 def official_checkpoint(path, backbone, prefix="module."):
     """A randomly initialised CLIFF network saved as the official release saves one."""
     from cliffhmr.models import CLIFF

@@ -9,17 +9,11 @@ import pytest
 
 from cliffhmr.annotate import COCO17_TO_J24, coco17_to_j24
 from cliffhmr.body import COCO17_NAMES
-from cliffhmr.cli import main
 from cliffhmr.data import J24_NAMES, DatasetSpec, NpzDataset, load_annotations, write_toy_smpl
 
-from conftest import ASTRONAUT_KEYPOINTS
+from conftest import ASTRONAUT_KEYPOINTS, run
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-
-
-def run(args, capsys):
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr()
 
 
 def test_coco_keypoints_land_in_the_j24_slots_of_the_same_name():

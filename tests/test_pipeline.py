@@ -12,15 +12,9 @@ from PIL import Image
 
 from cliffhmr.body import load_body_model
 from cliffhmr.camera import cam_crop_to_full, perspective_project
-from cliffhmr.cli import main
-from conftest import ASTRONAUT_KEYPOINTS, official_checkpoint
+from conftest import ASTRONAUT_KEYPOINTS, official_checkpoint, run
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-
-
-def run(args, capsys):
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr()
 
 
 @pytest.mark.parametrize("backbone", ["res50", "hr48"])
