@@ -41,3 +41,57 @@ def test_ablation_compares_both_models_on_the_same_images(tmp_path):
     # Data made with other settings is never silently reused for a different experiment.
     with pytest.raises(SystemExit, match="other settings"):
         bench.main([*args, "--max-yaw", "10", "--generate-only"])
+
+
+REAL_MOTION = Path(__file__).parents[1] / "benchmarks" / "real_motion.py"
+
+
+def test_real_motion_compares_the_baseline_and_this_tree_on_the_same_people(tmp_path):
+    import tempfile
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("real_motion", REAL_MOTION)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    poses = tmp_path / "poses.npz"
+    assert bench.main(["--write-standin", str(poses)]) == 0
+    out = tmp_path / "real_motion.json"
+    n = 3
+    args = ["--poses", poses, "--n", n, "--iterations", 4, "--chunk", 2, "--json", out, "--md", tmp_path / "t.md"]
+    assert bench.main([str(a) for a in args]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["cases"]) == set(bench.CASES)
+    for case in bench.CASES:
+        for side in bench.SIDES:
+            row = report["cases"][case][side]
+            assert set(bench.METRICS) | {"depth_abs_pct", "hidden_over_seen", "seconds_per_person"} <= set(row)
+            assert row["n"] == n and row["keypoints_seen"] + row["keypoints_hidden"] == 17 * n
+    # BEFORE ran from the archive of the baseline, not from this tree.
+    before = Path(report["meta"]["before_module"])
+    assert before.parent.name == "cliffhmr_before" and before.is_relative_to(tempfile.gettempdir())
+    assert not before.is_relative_to(REAL_MOTION.parents[1])
+    assert "| waist |" in (tmp_path / "t.md").read_text()
+
+    arrays = np.load(out.with_suffix(".npz"))
+    for case, must_hide in (("full", ()), ("waist", (13, 14, 15, 16)), ("knees", (15, 16))):
+        inside = arrays[f"{case}/inside"]
+        assert not inside[:, list(must_hide)].any()
+        assert (arrays[f"{case}/after/n_seen"] + arrays[f"{case}/after/n_hidden"] == 17).all()
+        assert (arrays[f"{case}/after/n_hidden"] == (~inside).sum(1)).all()
+        assert (arrays[f"{case}/keypoints_2d"][..., 2][~inside] == 0).all()  # outside the image = missing
+    assert arrays["full/inside"].all()
+
+    # A fit that returned the ground truth scores zero.
+    gen = torch.Generator().manual_seed(0)
+    kp = torch.randn(4, 17, 3, generator=gen) + torch.tensor([0.0, 0.0, 5.0])
+    joints = torch.randn(4, 20, 3, generator=gen) + torch.tensor([0.0, 0.0, 5.0])
+    gt = {"keypoints": kp, "joints": joints, "rotmat": torch.eye(3).expand(4, 20, 3, 3), "height": torch.full((4,), 1.7)}
+    inside = torch.rand(4, 17, generator=gen) > 0.3
+    per = bench.per_sample(gt, gt, inside)
+    for key in ("mpjpe", "pa_mpjpe", "mpjpe_seen", "depth_pct", "height_pct"):
+        assert per[key].abs().max() < 1e-3, key
+    assert per["root_deg"].abs().max() < 0.1
+    # And a pelvis 10% too far reads as +10%.
+    far = dict(gt, joints=joints * torch.tensor([1.0, 1.0, 1.1]))
+    assert torch.allclose(bench.per_sample(far, gt, inside)["depth_pct"], torch.full((4,), 10.0), atol=1e-3)
