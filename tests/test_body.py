@@ -368,3 +368,27 @@ def test_anny_keypoints_only_close_to_mesh_keypoints(anny_body):
     fast = anny_body.keypoints_only(rot, betas, transl)
     err = (full - fast).norm(dim=-1)
     assert err.mean() < 0.01 and err.max() < 0.05  # metres; the fit only needs keypoints this close
+
+
+def test_forward_kinematics_by_levels_equals_joint_by_joint_chaining():
+    """A second computation: chain each joint onto its parent one at a time (G_j = G_p R_j,
+    p_j = p_p + G_p (rest_j - rest_p)), on a branching tree given in non-level order."""
+    from cliffhmr.body.base import forward_kinematics
+    from cliffhmr.rotation import axis_angle_to_rotmat
+
+    parents = [-1, 0, 0, 1, 2, 3, 1, 6, 4, 0]
+    gen = torch.Generator().manual_seed(0)
+    R = axis_angle_to_rotmat(torch.randn(2, len(parents), 3, generator=gen))
+    rest = torch.randn(2, len(parents), 3, generator=gen)
+    posed, transforms = forward_kinematics(R, rest, parents)
+    for b in range(2):
+        G, p = {0: R[b, 0]}, {0: rest[b, 0]}
+        for j in range(1, len(parents)):
+            q = parents[j]
+            G[j] = G[q] @ R[b, j]
+            p[j] = p[q] + G[q] @ (rest[b, j] - rest[b, q])
+        for j in range(len(parents)):
+            torch.testing.assert_close(posed[b, j], p[j], atol=1e-5, rtol=0)
+            torch.testing.assert_close(transforms[b, j, :, :3], G[j], atol=1e-5, rtol=0)
+            x = torch.randn(3, generator=gen)  # a point attached to joint j
+            torch.testing.assert_close(transforms[b, j, :, :3] @ x + transforms[b, j, :, 3], G[j] @ (x - rest[b, j]) + p[j], atol=1e-5, rtol=0)

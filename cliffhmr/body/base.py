@@ -13,6 +13,7 @@ joint j goes to G_j (p - J_j) + posed position of J_j. All rotations identity = 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,11 @@ class BodyModel(nn.Module):
         a cheaper computation for optimisation loops, which only need the keypoints."""
         return self(rotmats, betas, transl).keypoints
 
+    def shape_excess(self, betas: Tensor) -> Tensor:
+        """(B, num_betas) -> (B,) how far the shape lies outside the model's valid range (squared);
+        0 for models whose shape space has no bounds."""
+        return betas.new_zeros(betas.shape[0])
+
     def regress(self, vertices: Tensor, regressor: Tensor) -> Tensor:
         """Joints from vertices by a linear regressor (e.g. H36M's): (B, V, 3), (K, V) -> (B, K, 3)."""
         if regressor.ndim != 2 or regressor.shape[1] != vertices.shape[1]:
@@ -86,22 +92,39 @@ class BodyModel(nn.Module):
             raise ValueError(f"{self.name}: transl must be ({B}, 3), got {tuple(transl.shape)}")
 
 
+@functools.lru_cache(maxsize=8)
+def _tree_levels(parents: tuple[int, ...]) -> tuple[list[Tensor], list[Tensor], Tensor]:
+    """Joints grouped by depth in the tree: per level the joint indices and the positions of their
+    parents within the level above; and the permutation from level order back to joint order."""
+    depth = [0] * len(parents)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1
+    levels = [[j for j in range(len(parents)) if depth[j] == d] for d in range(max(depth) + 1)]
+    slots = [{j: i for i, j in enumerate(level)} for level in levels]
+    parent_pos = [torch.tensor([slots[d - 1][parents[j]] for j in level]) for d, level in enumerate(levels) if d > 0]
+    order = torch.tensor([j for level in levels for j in level])
+    return [torch.tensor(level) for level in levels], parent_pos, torch.argsort(order)
+
+
 def forward_kinematics(rotmats: Tensor, rest_joints: Tensor, parents: list[int]) -> tuple[Tensor, Tensor]:
     """Pose a skeleton given local rotations about its rest joints.
 
     rotmats (B, J, 3, 3) local rotations; rest_joints (B, J, 3); parents[j] < j, -1 for the root.
     Returns the posed joints (B, J, 3) and the skinning transforms (B, J, 3, 4) that map a
     rest-pose point rigidly attached to joint j to its posed position (the root stays in place).
+    All joints at one depth of the tree are chained at once (a few tensor operations per level
+    rather than per joint: the fitting loop is bound by the number of operations).
     """
     offsets = torch.cat((rest_joints[:, :1], rest_joints[:, 1:] - rest_joints[:, parents[1:]]), dim=1)
-    rotations = [rotmats[:, 0]]
-    positions = [offsets[:, 0]]
-    for j in range(1, len(parents)):
-        R_p, t_p = rotations[parents[j]], positions[parents[j]]
-        rotations.append(R_p @ rotmats[:, j])
-        positions.append(t_p + (R_p @ offsets[:, j, :, None])[..., 0])
-    G = torch.stack(rotations, dim=1)  # (B, J, 3, 3) global rotations
-    posed = torch.stack(positions, dim=1)  # (B, J, 3)
+    levels, parent_pos, back = _tree_levels(tuple(parents))
+    rotations = [rotmats[:, levels[0]]]
+    positions = [offsets[:, levels[0]]]
+    for level, pos in zip(levels[1:], parent_pos):
+        R_p, t_p = rotations[-1][:, pos], positions[-1][:, pos]
+        rotations.append(R_p @ rotmats[:, level])
+        positions.append(t_p + (R_p @ offsets[:, level, :, None])[..., 0])
+    G = torch.cat(rotations, dim=1)[:, back]  # (B, J, 3, 3) global rotations
+    posed = torch.cat(positions, dim=1)[:, back]  # (B, J, 3)
     # x -> G_j (x - rest_j) + posed_j
     shift = posed - (G @ rest_joints[..., None])[..., 0]
     return posed, torch.cat((G, shift[..., None]), dim=-1)
