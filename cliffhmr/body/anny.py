@@ -148,11 +148,34 @@ class AnnyBody(BodyModel):
             cols = row.nonzero()[:, 0]
             factor_index[i, : len(cols)] = cols
         self.register_buffer("factor_index", factor_index, persistent=False)
+        self._register_factor_columns(anchors)
         mean = torch.full((len(PHENOTYPES),), DEFAULT_PHENOTYPE)
         mean[PHENOTYPES.index("gender")] = GENDER_PHENOTYPE[gender]
         mean[PHENOTYPES.index("age")] = ADULT_AGE
         self.register_buffer("phenotype_mean", mean, persistent=False)
         self.register_buffer("faces", model.faces.long().clone(), persistent=False)
+
+    def _register_factor_columns(self, anchors: dict[str, Tensor]) -> None:
+        """Per column of `_phenotype_factors`: which value it reads (index into PHENOTYPES, 6 = a
+        constant 0.5), its anchor's position, the phenotype's first anchor, spacing and anchor
+        count; `factor_fixed` >= 0 for columns that are a constant (the races, equal)."""
+        from anny.models.phenotype import PHENOTYPE_VARIATIONS
+
+        cols = {"feature": [], "anchor": [], "first": [], "step": [], "count": [], "fixed": []}
+        for feature, variations in PHENOTYPE_VARIATIONS.items():
+            a = anchors.get(feature)
+            if a is not None and not torch.allclose(a[1:] - a[:-1], (a[1] - a[0]).expand(len(a) - 1)):
+                raise RuntimeError(f"Anny's {feature} anchors are not evenly spaced: {a.tolist()}")
+            for k in range(len(variations)):
+                cols["feature"].append(PHENOTYPES.index(feature) if feature in PHENOTYPES else len(PHENOTYPES))
+                cols["anchor"].append(k)
+                cols["first"].append(float(a[0]) if a is not None else 0.0)
+                cols["step"].append(float(a[1] - a[0]) if a is not None else 1.0)
+                cols["count"].append(len(variations))
+                cols["fixed"].append(1 / len(variations) if a is None else -1.0)
+        self.register_buffer("factor_feature", torch.tensor(cols.pop("feature")), persistent=False)
+        for key, values in cols.items():
+            self.register_buffer(f"factor_{key}", torch.tensor(values, dtype=torch.float32), persistent=False)
 
     @property
     def num_vertices(self) -> int:
@@ -161,6 +184,12 @@ class AnnyBody(BodyModel):
     def phenotype(self, betas: Tensor) -> Tensor:
         """betas (B, 6) -> Anny phenotype values (B, 6) in PHENOTYPES order, clamped to the valid range."""
         return torch.clamp(self.phenotype_mean + betas, self.phenotype_min, self.phenotype_max)
+
+    def shape_excess(self, betas: Tensor) -> Tensor:
+        """Squared phenotype distance outside Anny's valid range, (B, 6) -> (B,): `phenotype` clamps
+        there, so the shape stops changing and nothing else would pull such betas back."""
+        value = self.phenotype_mean + betas
+        return ((self.phenotype_min - value).clamp_min(0) ** 2 + (value - self.phenotype_max).clamp_min(0) ** 2).sum(-1)
 
     def blend_coefficients(self, phenotype: Tensor) -> Tensor:
         """Phenotype values (B, 6) -> coefficients (B, K) of the rest-shape directions (Anny's
@@ -179,20 +208,21 @@ class AnnyBody(BodyModel):
 
     def _phenotype_factors(self, phenotype: Tensor) -> Tensor:
         """(B, 6) -> (B, 26) interpolation factors in the order of Anny's PHENOTYPE_VARIATIONS;
-        phenotypes this wrapper does not expose stay at Anny's defaults (0.5, races equal)."""
-        from anny.models.phenotype import PHENOTYPE_VARIATIONS, make_phenotype_anchors
-        from anny.utils.interpolation import linear_interpolation_coefficients
+        phenotypes this wrapper does not expose stay at Anny's defaults (0.5, races equal).
 
-        anchors = make_phenotype_anchors(phenotype.dtype, phenotype.device)
-        B = phenotype.shape[0]
-        columns = []
-        for feature, variations in PHENOTYPE_VARIATIONS.items():
-            if feature == "race":
-                columns.append(phenotype.new_full((B, len(variations)), 1 / len(variations)))
-                continue
-            value = phenotype[:, PHENOTYPES.index(feature)] if feature in PHENOTYPES else phenotype.new_full((B,), 0.5)
-            columns.append(linear_interpolation_coefficients(value, anchors[feature], extrapolate=False))
-        return torch.cat(columns, 1)
+        Anny's anchors are evenly spaced per phenotype, so each value's factors are (1 - a, a) on
+        the two anchors around it, a its fraction of the way; a value on an anchor belongs to the
+        interval below it (as Anny's searchsorted, side="left"), so its gradient is one-sided, not 0.
+        Computed for all columns at once: the fit calls this every step.
+        """
+        value = torch.cat((phenotype, phenotype.new_full((phenotype.shape[0], 1), 0.5)), 1)[:, self.factor_feature]
+        lo, step, n = self.factor_first, self.factor_step, self.factor_count
+        pos = ((value - lo) / step).clamp(torch.zeros_like(n), n - 1)
+        upper = pos.ceil().clamp(torch.ones_like(n), n - 1)  # the interval's upper anchor
+        alpha = pos - (upper - 1)
+        k = self.factor_anchor
+        factors = torch.where(k == upper - 1, 1 - alpha, torch.zeros_like(alpha)) + torch.where(k == upper, alpha, torch.zeros_like(alpha))
+        return torch.where(self.factor_fixed >= 0, self.factor_fixed, factors)
 
     def _pose(self, rotmats: Tensor, betas: Tensor, template: Tensor, directions: Tensor):
         """Shape the rest points `template` (N, 3) along `directions` (K, N * 3) and pose the
