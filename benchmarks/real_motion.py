@@ -79,12 +79,12 @@ def load_sides(baseline: str, tmp: Path) -> dict[str, SimpleNamespace]:
 
 
 def within_limits_or_none():
-    """The joint-limit check, or None where cliffhmr.body.limits does not exist yet."""
-    try:
-        from cliffhmr.body.limits import within_limits
-    except ImportError:
-        return None
-    return within_limits
+    """The joint-limit check of the working tree's prior (`PosePrior.within_limits`), or None without one."""
+    from cliffhmr.body.anny import ANNY_JOINT_NAMES
+    from cliffhmr.body.prior import load_pose_prior
+
+    prior = load_pose_prior(ANNY_JOINT_NAMES)
+    return None if prior is None else prior.within_limits
 
 
 # --------------------------------------------------------------------------- poses and people
@@ -286,9 +286,15 @@ def per_sample(pred: dict, gt: dict, inside: torch.Tensor, limits=None) -> dict[
     masked_mean = lambda m: (err * m).sum(1) / m.sum(1).where(m.any(1), torch.tensor(math.nan))  # noqa: E731
     z_fit, z_gt = pred["joints"][:, 0, 2], gt["joints"][:, 0, 2]
     n = len(err)
+    # A fit that returned non-finite keypoints counts as failed (NaN metrics, counted in `failed`).
+    finite = torch.isfinite(pred["keypoints"]).all(-1).all(-1)
+    pa = torch.full((n,), math.nan)
+    if finite.any():
+        pa[finite] = pa_mpjpe(pred["keypoints"][finite], gt["keypoints"][finite]) * 1000
     return {
         "mpjpe": mpjpe(mid(pred["keypoints"]), mid(gt["keypoints"])) * 1000,
-        "pa_mpjpe": pa_mpjpe(pred["keypoints"], gt["keypoints"]) * 1000,
+        "pa_mpjpe": pa,
+        "failed": (~finite).float(),
         "mpjpe_seen": masked_mean(inside.float()),
         "mpjpe_hidden": masked_mean((~inside).float()),
         "root_deg": torch.rad2deg(geodesic_angle(pred["rotmat"][:, 0], gt["rotmat"][:, 0])),
@@ -308,7 +314,8 @@ def summarise(per: dict[str, torch.Tensor], seconds: float) -> dict:
         m = float(v.nanmean()) if (~v.isnan()).any() else None
         out[k] = m
     d = per["depth_pct"].double()
-    out["depth_abs_pct"] = float(d.abs().mean())
+    out["depth_abs_pct"] = float(d.abs().nanmean())
+    out["failed"] = int(per["failed"].sum())
     seen, hidden = out["mpjpe_seen"], out["mpjpe_hidden"]
     out["hidden_over_seen"] = hidden / seen if hidden is not None and seen else None
     out["keypoints_seen"] = int(per["n_seen"].sum())

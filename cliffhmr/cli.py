@@ -57,7 +57,8 @@ def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     cam = p.add_mutually_exclusive_group()
     cam.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else the image diagonal)")
     cam.add_argument("--intrinsics", type=_parse_intrinsics, help="fx,fy,cx,cy in pixels")
-    p.add_argument("--fit-iterations", type=int, default=120, help="optimisation steps of the full-frame fit")
+    p.add_argument("--fit-iterations", type=int, default=None,
+                   help="most optimisation steps of the full-frame fit (it stops earlier once converged)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
 
 
@@ -150,11 +151,12 @@ def _inputs(args):
 def _predictor(args, refine: bool):
     from .pipeline import Predictor, PredictorConfig
 
-    if args.fit_iterations < 0:
+    if args.fit_iterations is not None and args.fit_iterations < 0:
         raise CliffError("--fit-iterations must be >= 0")
+    iterations = {} if args.fit_iterations is None else {"fit_iterations": args.fit_iterations}
     config = PredictorConfig(
         checkpoint=args.checkpoint, backbone=args.backbone, body_model=args.smpl,
-        fit_iterations=args.fit_iterations, refine=refine, device=args.device,
+        refine=refine, device=args.device, **iterations,
     )  # fmt: skip
     return Predictor(config)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .body import BodyModel, BodyOutput
+from .body.prior import PosePrior, load_pose_prior
 from .camera import cam_crop_to_full, cam_full_to_crop, perspective_project, weak_perspective_to_image
 from .rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle, rotmat_to_rot6d
 
@@ -24,15 +25,20 @@ STIFF_JOINTS = ("spine", "neck", "clavicle", "collar", "head")
 
 @dataclass
 class FitConfig:
-    iterations: int = 120
+    iterations: int = 200  # at most; the fit stops earlier once it has converged (see `tolerance`)
     torso_iterations: int = 30  # first steps move only global orientation and translation
+    anneal_iterations: int = 60  # steps over which the robust scale narrows to `robust_sigma`
+    tolerance: float = 1e-3  # stop when the loss fell by less than this fraction over `patience` steps
+    patience: int = 10
     lr: float = 0.03
     robust_sigma: float = 0.1  # Geman-McClure scale, in person heights, reached after annealing
     robust_sigma_start: float = 1.0  # wide at first so large initial errors still pull
     min_confidence: float = 0.2  # keypoints below this are ignored
-    w_pose: float = 0.01
+    w_prior: float = 2e-3  # the learned pose prior's -log density (bodies with one)
+    w_limits: float = 10.0  # squared radians outside the joint limits (then projected back), and the shape outside its range
+    w_pose: float = 0.01  # L2 on axis-angles: the only pose prior of bodies without a learned one (SMPL)
     w_torso_pose: float = 0.1  # spine, neck, clavicles: stiff, so a person cut at the waist stays upright
-    w_shape: float = 0.01
+    w_shape: float = 0.05  # shape prior; scaled up as fewer keypoints are seen
     w_world: float = 3.0
     camera: str = "full"  # "full": perspective camera of the whole image; "crop": weak perspective per crop
 
@@ -51,6 +57,7 @@ class FitResult(Estimate):
     body: BodyOutput = None
     quality: torch.Tensor = None  # (P,) in [0, 1]
     flags: list[list[str]] = field(default_factory=list)
+    iterations: int = 0  # optimisation steps taken
 
 
 def ray_rotation(points_2d: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
@@ -93,12 +100,15 @@ def fit_people(
     world: torch.Tensor | None = None,
     config: FitConfig | None = None,
     boxes: torch.Tensor | None = None,
+    pose_prior: PosePrior | None = None,
 ) -> FitResult:
     """Optimise P people at once.
 
     keypoints: (P, 17, 3) COCO-17 pixels + confidence; focal, principal: (P, 2) pixels; world: (P, 17, 3) optional metric
     root-relative 3D keypoints in each crop's camera frame (e.g. BlazePose world landmarks);
     boxes: (P, 4) optional, only used by the crop camera; default: the keypoints' extent.
+    pose_prior: the learned pose prior and joint limits; default: the body's own (`load_pose_prior`),
+    none for bodies without one (then an L2 penalty on the axis-angles stands in).
     """
     cfg = config or FitConfig()
     P = keypoints.shape[0]
@@ -107,15 +117,28 @@ def fit_people(
     visible = conf > 0
     size = _keypoint_extent(kp, visible)
     center = _visible_center(kp, visible)
+    prior = load_pose_prior(body_model.joint_names) if pose_prior is None else pose_prior
 
-    root6d = rotmat_to_rot6d(init.rotmat[:, 0]).detach().clone().requires_grad_(True)
-    body_aa = rotmat_to_axis_angle(init.rotmat[:, 1:]).detach().clone().requires_grad_(True)
-    betas = init.betas.detach().clone().requires_grad_(True)
-    transl = init.transl.detach().clone().requires_grad_(True)
-    params = (root6d, body_aa, betas, transl)
-    pose_w = torch.tensor(
-        [cfg.w_torso_pose if any(k in n.lower() for k in STIFF_JOINTS) else cfg.w_pose for n in body_model.joint_names[1:]]
-    )
+    root6d = rotmat_to_rot6d(init.rotmat[:, 0]).detach().clone()
+    body_aa = rotmat_to_axis_angle(init.rotmat[:, 1:]).detach().clone()
+    if prior is not None:
+        body_aa = prior.project(body_aa)
+    betas = init.betas.detach().clone().nan_to_num(0.0, 0.0, 0.0)
+    transl = init.transl.detach().clone()
+    bad = ~torch.isfinite(transl).all(-1)
+    if bad.any():
+        # An estimate with no finite placement (e.g. a crop scale of 0): start a body of 1.7 m
+        # that spans the keypoints, on the ray through their centre.
+        f_px = focal.float().prod(-1).sqrt()
+        z = (f_px * 1.7 / size).clamp_min(MIN_DEPTH)
+        ray = torch.cat(((center - principal) / focal, torch.ones_like(z)[:, None]), -1)
+        transl[bad] = (ray * z[:, None])[bad]
+    params = tuple(t.requires_grad_(True) for t in (root6d, body_aa, betas, transl))
+    stiff = [any(k in n.lower() for k in STIFF_JOINTS) for n in body_model.joint_names[1:]]
+    w_free = 0.0 if prior is not None else cfg.w_pose  # the learned prior replaces the plain L2
+    pose_w = torch.tensor([cfg.w_torso_pose if s else w_free for s in stiff])
+    # Fewer keypoints, less evidence about the build: the shape is held harder (17 seen -> 1x, 6 -> 8x).
+    shape_w = cfg.w_shape * (17.0 / visible.sum(-1).clamp_min(1)) ** 2
 
     world_cam = None
     if world is not None:
@@ -153,7 +176,13 @@ def fit_people(
         if torso_only:
             w = w * torch.zeros(17).index_fill_(0, torch.tensor(TORSO), 1.0)
         per_person = (w * rho).sum(-1) / w.sum(-1).clamp_min(1e-6)
-        per_person = per_person + (pose_w[:, None] * body_aa**2).sum((-1, -2)) + cfg.w_shape * (betas**2).sum(-1)
+        per_person = per_person + (pose_w[:, None] * body_aa**2).sum((-1, -2))
+        per_person = per_person + cfg.w_limits * body_model.shape_excess(betas)
+        if prior is not None:
+            per_person = per_person + cfg.w_prior * prior.penalty(body_aa) + cfg.w_limits * prior.limit_penalty(body_aa)
+            per_person = per_person + shape_w * prior.shape_penalty(betas)
+        else:
+            per_person = per_person + shape_w * (betas**2).sum(-1)
         if world_cam is not None:
             rel = keypoints - keypoints[:, 11:13].mean(1, keepdim=True)
             tgt = world_cam - world_cam[:, 11:13].mean(1, keepdim=True)
@@ -162,10 +191,12 @@ def fit_people(
 
     good = [p.detach().clone() for p in params]
     opt = torch.optim.Adam(params, lr=cfg.lr)
+    history: list[float] = []
+    steps = 0
     for step in range(cfg.iterations):
         torso = step < cfg.torso_iterations
-        # Geometric annealing of the robust scale over the first half of the steps.
-        t = min(1.0, step / max(1, cfg.iterations // 2))
+        # Geometric annealing of the robust scale.
+        t = min(1.0, step / max(1, cfg.anneal_iterations))
         sigma = cfg.robust_sigma_start * (cfg.robust_sigma / cfg.robust_sigma_start) ** t
         opt.zero_grad()
         per_person = loss_fn(torso, sigma)
@@ -177,14 +208,23 @@ def fit_people(
             if p.grad is not None:
                 p.grad.nan_to_num_(0.0, 0.0, 0.0)
         opt.step()
+        steps = step + 1
         with torch.no_grad():
             transl[:, 2].clamp_(min=MIN_DEPTH)
+            if prior is not None:
+                body_aa.copy_(prior.project(body_aa))
             ok = torch.isfinite(per_person)
             for p in params:
                 ok &= torch.isfinite(p).reshape(P, -1).all(-1)
             for p, g in zip(params, good):
                 p[~ok] = g[~ok]  # a diverged person goes back to its last finite state
                 g.copy_(p)
+        # Converged: the annealing is over and the loss stopped falling.
+        history.append(float(per_person.detach()[ok].sum()) if bool(ok.any()) else 0.0)
+        if step >= max(cfg.anneal_iterations, cfg.torso_iterations) + cfg.patience:
+            before, now = history[-1 - cfg.patience], history[-1]
+            if before - now <= cfg.tolerance * abs(before):
+                break
 
     with torch.no_grad():
         final_rot = rotmats()
@@ -197,7 +237,7 @@ def fit_people(
         proj = perspective_project(out.keypoints, f, c)
         quality = keypoint_quality(proj, kp, size, cfg.min_confidence)
     flags = [_flags(visible[i], quality[i], transl[i].detach()) for i in range(P)]
-    return FitResult(final_rot, betas.detach(), transl.detach(), body=out, quality=quality, flags=flags)
+    return FitResult(final_rot, betas.detach(), transl.detach(), body=out, quality=quality, flags=flags, iterations=steps)
 
 
 def _keypoint_extent(kp: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch
 from . import camera, crop
 from .body import COCO17_NAMES, BodyModel, load_body_model
 from .errors import CliffError
+from .fit import FitConfig
 from .image import LoadedImage, load_image
 from .rotation import rotmat_to_axis_angle
 
@@ -61,7 +62,7 @@ class PredictorConfig:
     body_model: str | None = None  # None -> Anny; a path -> SMPL
     rescale: float = crop.RESCALE_INFERENCE
     detection_threshold: float = 0.5
-    fit_iterations: int = 120
+    fit_iterations: int = FitConfig.iterations  # at most: the fit stops once converged
     refine: bool = False  # with a checkpoint: fit the network's estimate to 2D keypoints in the full frame
     device: str = "cpu"
 
@@ -213,7 +214,7 @@ class Predictor:
 
     def _run_fit(self, image, boxes, center, scale, focal, principal, K, keypoints, timer, init=None) -> list[Person]:
         """Keypoints (estimated unless given) -> full-frame fit from `init`, or from the keypoint regressor's estimate."""
-        from .fit import FitConfig, fit_people
+        from .fit import fit_people
         from .regressor import initial_estimate
 
         with timer("keypoints"):

@@ -6,7 +6,7 @@ viewing ray through the person, not along the optical axis:
 - learned (default when `assets/keypoint_regressor.pt` exists): `KeypointRegressor`, a small MLP
   in the CLIFF spirit. It reads the keypoints normalised in the person's crop plus `bbox_info`
   (where the crop is and how big, relative to the focal length), so it can predict the root
-  orientation directly in the full camera frame. Trained on synthetic people by
+  orientation directly in the full camera frame. Trained on synthetic people in real captured poses by
   `python -m cliffhmr.regressor` (see `train_regressor`).
 - geometric (fallback): upright rest pose, heading from the left/right order and the nose,
   depth from torso/shoulder/ear lengths, turned by the viewing-ray rotation.
@@ -30,15 +30,15 @@ from .crop import box_to_center_scale
 from .errors import CliffError
 from .fit import Estimate, ray_rotation, sanitize_keypoints
 from .rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
-from .synthetic import make_scenes
+from .synthetic import MOCAP_FILE, load_mocap_poses, make_scenes
 
 NOSE, L_EAR, R_EAR, L_SHO, R_SHO, L_HIP, R_HIP = 0, 3, 4, 5, 6, 11, 12
-LOWER_BODY = (11, 12, 13, 14, 15, 16)  # hips, knees, ankles
-ARMS = (7, 8, 9, 10)  # elbows, wrists
 # Canonical body frame (Y up, facing +Z) -> upright person facing an OpenCV camera.
 FACE_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 DEFAULT_WEIGHTS = Path(__file__).parent / "assets" / "keypoint_regressor.pt"
 WEIGHTS_FORMAT = 1
+# Shapes the regressor learns from: wider than the fit's shape prior (adults of normal build).
+TRAIN_BETAS_STD = torch.tensor([0.3, 0.15, 0.15, 0.15, 0.15, 0.15])
 
 
 class KeypointRegressor(nn.Module):
@@ -241,16 +241,19 @@ def geometric_estimate(
 
 class _PosePool:
     """Synthetic people from `make_scenes` (pose, shape, posed keypoints without translation),
-    renewed a few at a time so training keeps seeing new poses; cameras are drawn per batch."""
+    renewed a few at a time so training keeps seeing new ones; cameras are drawn per batch.
+    Poses are frames of real motion (`poses`, (N, J, 3)) or, without them, random joint angles."""
 
-    def __init__(self, body: BodyModel, size: int, seed: int, chunk: int = 512):
-        self.body, self.seed, self.calls, self.next = body, seed, 0, 0
+    def __init__(self, body: BodyModel, size: int, seed: int, poses: torch.Tensor | None = None,
+                 betas_std: float | torch.Tensor = 0.5, chunk: int = 512):  # fmt: skip
+        self.body, self.seed, self.poses, self.betas_std, self.calls, self.next = body, seed, poses, betas_std, 0, 0
         parts = [self._make(min(chunk, size - i)) for i in range(0, size, chunk)]
         self.rotmat, self.betas, self.kp = (torch.cat(p) for p in zip(*parts))
 
     def _make(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.calls += 1
-        s = make_scenes(self.body, n, seed=self.seed * 1_000_003 + self.calls, noise=0.0, dropout=0.0)
+        s = make_scenes(self.body, n, seed=self.seed * 1_000_003 + self.calls, noise=0.0, dropout=0.0,
+                        poses=self.poses, betas_std=self.betas_std)  # fmt: skip
         return s.rotmat, s.betas, s.keypoints_3d - s.transl[:, None]
 
     def renew(self, n: int) -> None:
@@ -263,7 +266,8 @@ class _PosePool:
 def synthetic_batch(pool: _PosePool, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """n people from the pool, each placed anywhere in its own frame (landscape or portrait,
     45-100 degree horizontal field of view, 2-10 m away) and seen as a keypoint detector would:
-    0-2% noise, 0-30% dropouts, a quarter cut at the waist (head-and-shoulders photos).
+    0-2% noise, 0-30% dropouts, nothing outside the image. A third are cut by the frame's bottom
+    edge somewhere between a little above the hips and the shins (half-body photos).
     The crop is the box around the keypoints that are seen."""
     rand = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
     i = torch.randint(len(pool.kp), (n,), generator=gen)
@@ -275,14 +279,17 @@ def synthetic_batch(pool: _PosePool, n: int, gen: torch.Generator) -> dict[str, 
     principal = torch.stack((width / 2, height / 2), -1)
     uv = (0.05 + 0.9 * rand(n, 2)) * torch.stack((width, height), -1)
     z = 2 + 8 * rand(n)
+    # Cut people: the bottom edge lies from 0.1 body heights above the pelvis to 0.4 below it.
+    cut = rand(n) < 0.33
+    body_px = focal * 1.7 / z
+    uv[:, 1] = torch.where(cut, height - (0.5 * rand(n) - 0.1) * body_px, uv[:, 1])
     transl = torch.cat(((uv - principal) / focal[:, None] * z[:, None], z[:, None]), -1) - kp_body[:, 11:13].mean(1)
     clean = perspective_project(kp_body + transl[:, None], focal, principal)
 
-    seen = rand(n, 17) >= 0.3 * rand(n, 1)
-    cut = rand(n) < 0.25
-    seen[:, list(LOWER_BODY)] &= ~cut[:, None]
-    seen[:, list(ARMS)] &= ~(cut & (rand(n) < 0.5))[:, None]
-    seen[seen.sum(1) < 2] = True  # a detector reports nobody with fewer
+    inside = ((clean >= 0) & (clean <= torch.stack((width, height), -1)[:, None])).all(-1)
+    seen = (rand(n, 17) >= 0.3 * rand(n, 1)) & inside
+    few = seen.sum(1) < 2
+    seen[few] = inside[few] | (inside[few].sum(1, keepdim=True) < 2)  # a detector reports nobody with fewer
     big = torch.finfo(clean.dtype).max
     lo = torch.where(seen[..., None], clean, big).amin(1)
     hi = torch.where(seen[..., None], clean, -big).amax(1)
@@ -334,19 +341,22 @@ def train_regressor(
     blocks: int = 3,
     body: BodyModel | None = None,
     log_every: int = 100,
+    poses: torch.Tensor | None = None,
+    betas_std: float | torch.Tensor = TRAIN_BETAS_STD,
 ) -> dict[str, float]:
     """Train a `KeypointRegressor` for `body` (default: the default body model) on synthetic
     people and save it to `out_path`; returns the last losses and the seconds taken.
 
     Each step draws a batch from a pool of `pool_size` people of `make_scenes`, `renew` of whom
-    are replaced by new ones, with fresh cameras and detector noise (`synthetic_batch`).
-    AdamW with a cosine learning-rate decay.
+    are replaced by new ones, with fresh cameras and detector noise (`synthetic_batch`). Their
+    poses are frames of `poses` (N, J, 3), real motion, or random joint angles without it; their
+    betas Gaussian with `betas_std`. AdamW with a cosine learning-rate decay.
     """
     start = time.perf_counter()
     body = body or load_body_model(None)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    pool = _PosePool(body, pool_size, seed)
+    pool = _PosePool(body, pool_size, seed, poses, betas_std)
     model = KeypointRegressor(body.num_joints, body.num_betas, body.name, hidden, blocks)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / max(1, steps))))
@@ -376,11 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--pool", type=int, default=4096, help="synthetic people kept at once")
+    p.add_argument("--poses", type=Path, default=MOCAP_FILE, help="real motion: the 'train' clips are used")
     a = p.parse_args(argv)
     # Small matrices: one thread is much faster than two, and 20-50x faster when another
     # process keeps a core busy (the threads wait on each other).
     torch.set_num_threads(1)
-    stats = train_regressor(a.out, a.steps, a.batch_size, a.seed, a.lr, a.pool)
+    poses = load_mocap_poses("train", a.poses)
+    stats = train_regressor(a.out, a.steps, a.batch_size, a.seed, a.lr, a.pool, poses=poses)
     print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.1f} MB) in {stats['seconds']:.0f} s")
     return 0
 

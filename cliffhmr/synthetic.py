@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from .body import BodyModel
+from .body.prior import mirror_pose
 from .camera import perspective_project
+from .errors import CliffError
 from .rotation import axis_angle_to_rotmat
+
+# Real motion retargeted onto Anny by tools/convert_mocap.py (in the source tree, not the wheel).
+MOCAP_FILE = Path(__file__).resolve().parents[1] / "data" / "mocap" / "anny_poses.npz"
 
 # Per-joint spread (radians, per axis) of random poses, by a word in the joint's name. Loose
 # enough to vary the silhouette, tight enough to stay human-looking in most samples.
@@ -47,6 +54,32 @@ def sample_rotmats(body: BodyModel, n: int, gen: torch.Generator, spread: float 
     root_canonical = axis_angle_to_rotmat(torch.stack((tilt[:, 0], yaw, tilt[:, 1]), -1))
     R = axis_angle_to_rotmat(aa)
     R[:, 0] = FACE_CAMERA @ root_canonical
+    return R
+
+
+def load_mocap_poses(split: str = "train", path: str | Path = MOCAP_FILE) -> torch.Tensor:
+    """(N, J, 3) axis-angle poses of the clips of `split` ("train", "test" or "all"); joint 0 is
+    the capture's own root orientation in the canonical frame (+Y up)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CliffError(f"motion capture poses not found: {path} (made by tools/convert_mocap.py)")
+    with np.load(path, allow_pickle=False) as z:
+        pose, clip, clip_split = z["pose"], z["clip"], z["split"]
+    keep = np.ones(len(pose), bool) if split == "all" else (clip_split == split)[clip]
+    return torch.from_numpy(pose[keep].astype(np.float32))
+
+
+def sample_mocap_rotmats(body: BodyModel, poses: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """(n, J, 3, 3) local rotations of random frames of `poses` (N, J, 3), half of them mirrored
+    left/right, each turned to a random heading about the vertical and put in the camera frame.
+    The capture's tilt (a person bending, lying, crawling) is kept."""
+    aa = poses[torch.randint(len(poses), (n,), generator=gen)]
+    flip = torch.rand(n, generator=gen) < 0.5
+    aa = torch.where(flip[:, None, None], mirror_pose(aa, body.joint_names), aa)
+    yaw = (torch.rand(n, generator=gen) * 2 - 1) * math.pi
+    heading = axis_angle_to_rotmat(torch.stack((torch.zeros(n), yaw, torch.zeros(n)), -1))
+    R = axis_angle_to_rotmat(aa)
+    R[:, 0] = FACE_CAMERA @ heading @ R[:, 0]
     return R
 
 
@@ -86,11 +119,15 @@ def make_scenes(
     noise: float = 0.01,
     dropout: float = 0.1,
     spread: float = 1.0,
+    poses: torch.Tensor | None = None,
+    betas_std: float | torch.Tensor = 0.5,
 ) -> Scenes:
-    """Sample `n` people; pixel noise is `noise` x the person's box height (Gaussian, per coordinate)."""
+    """Sample `n` people; pixel noise is `noise` x the person's box height (Gaussian, per coordinate).
+    Poses: random joint angles (`sample_rotmats`, `spread`), or frames of real motion `poses`
+    (N, J, 3) (`sample_mocap_rotmats`); betas Gaussian with `betas_std` (scalar or (S,))."""
     gen = torch.Generator().manual_seed(seed)
-    rot = sample_rotmats(body, n, gen, spread)
-    betas = torch.randn(n, body.num_betas, generator=gen) * 0.5
+    rot = sample_rotmats(body, n, gen, spread) if poses is None else sample_mocap_rotmats(body, poses, n, gen)
+    betas = torch.randn(n, body.num_betas, generator=gen) * betas_std
     hfov = torch.deg2rad(hfov_deg[0] + torch.rand(n, generator=gen) * (hfov_deg[1] - hfov_deg[0]))
     focal = width / 2 / torch.tan(hfov / 2)
     with torch.no_grad():
