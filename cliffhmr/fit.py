@@ -125,13 +125,14 @@ def fit_people(
         body_aa = prior.project(body_aa)
     betas = init.betas.detach().clone().nan_to_num(0.0, 0.0, 0.0)
     transl = init.transl.detach().clone()
+    f, c = focal.float(), principal.float()
+    f_mean = f.prod(-1).sqrt()  # the crop camera assumes square pixels
     bad = ~torch.isfinite(transl).all(-1)
     if bad.any():
         # An estimate with no finite placement (e.g. a crop scale of 0): start a body of 1.7 m
         # that spans the keypoints, on the ray through their centre.
-        f_px = focal.float().prod(-1).sqrt()
-        z = (f_px * 1.7 / size).clamp_min(MIN_DEPTH)
-        ray = torch.cat(((center - principal) / focal, torch.ones_like(z)[:, None]), -1)
+        z = (f_mean * 1.7 / size).clamp_min(MIN_DEPTH)
+        ray = torch.cat(((center - c) / f, torch.ones_like(z)[:, None]), -1)
         transl[bad] = (ray * z[:, None])[bad]
     params = tuple(t.requires_grad_(True) for t in (root6d, body_aa, betas, transl))
     stiff = [any(k in n.lower() for k in STIFF_JOINTS) for n in body_model.joint_names[1:]]
@@ -146,8 +147,6 @@ def fit_people(
         R_ray = ray_rotation(center, focal, principal)
         world_cam = world.float() @ R_ray.transpose(1, 2)
 
-    f, c = focal.float(), principal.float()
-    f_mean = f.prod(-1).sqrt()  # the crop camera assumes square pixels
     crop_box_center = center if boxes is None else (boxes[:, :2] + boxes[:, 2:4]) / 2
     crop_b = size if boxes is None else (boxes[:, 3] - boxes[:, 1]).clamp_min(1.0)
     if cfg.camera == "crop":
