@@ -9,7 +9,10 @@ field of view, pelvis at 2-9 m, anywhere in the frame). Three cases per person s
 - waist: the image's bottom edge near the hips (knees and ankles outside),
 - knees: the bottom edge near the knees (ankles outside).
 
-Keypoints outside the image are missing; the seen ones get pixel noise (1% of the person's
+A person whose face and shoulders cannot stay in the image while the cut keypoints leave it
+(a far ankle above a near shoulder: climbing, handstands, seen from below) is no half-body
+photo: placed without that rule so that the case can still run, they are left out of that
+case's metrics, and counted (`excluded`). Keypoints outside the image are missing; the seen ones get pixel noise (1% of the person's
 size) and 10% dropouts. BEFORE and AFTER fit the same inputs in one process: BEFORE is the
 package extracted from git at `--baseline` and imported as `cliffhmr_before`.
 
@@ -306,7 +309,7 @@ def per_sample(pred: dict, gt: dict, inside: torch.Tensor, limits=None) -> dict[
     }
 
 
-def summarise(per: dict[str, torch.Tensor], seconds: float) -> dict:
+def summarise(per: dict[str, torch.Tensor], seconds_per_person: float) -> dict:
     """Means over people (NaN-aware) -> plain floats; None for nothing measured."""
     out = {}
     for k, v in per.items():
@@ -321,7 +324,7 @@ def summarise(per: dict[str, torch.Tensor], seconds: float) -> dict:
     out["keypoints_seen"] = int(per["n_seen"].sum())
     out["keypoints_hidden"] = int(per["n_hidden"].sum())
     out["n"] = len(d)
-    out["seconds_per_person"] = seconds / len(d)
+    out["seconds_per_person"] = seconds_per_person
     return out
 
 
@@ -362,13 +365,14 @@ def run(poses: Path, n: int, seed: int, baseline: str, iterations: int | None, c
             arrays |= {f"{case}/transl": transl.numpy(), f"{case}/keypoints_2d": obs["keypoints"].numpy(),
                        f"{case}/inside": obs["inside"].numpy(), f"{case}/boxes": obs["boxes"].numpy()}  # fmt: skip
             results["cases"][case] = {"depth_m": [float(transl[:, 2].min()), float(transl[:, 2].max())],
-                                      "placed_without_upper_rule": int(relaxed.sum())}  # fmt: skip
+                                      "excluded": int(relaxed.sum())}  # fmt: skip
+            arrays[f"{case}/excluded"] = relaxed.numpy()
             fits = {}
             for name in SIDES:
                 fit = fit_side(sides[name], bodies[name], obs, people["focal"], iterations, chunk)
                 fit["height"] = rest_height(body, fit["betas"])
                 per = per_sample(fit, gt, obs["inside"], limits)
-                results["cases"][case][name] = summarise(per, fit["seconds"])
+                results["cases"][case][name] = summarise({k: v[~relaxed] for k, v in per.items()}, fit["seconds"] / n)
                 arrays |= {f"{case}/{name}/{k}": v.numpy() for k, v in per.items()}
                 arrays |= {f"{case}/{name}/{k}": fit[k].numpy() for k in ("rotmat", "betas", "transl")}
                 fits[name] = fit

@@ -19,8 +19,10 @@ from .rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angl
 
 # COCO-17 indices used to anchor the torso before the limbs are free to move.
 TORSO = (5, 6, 11, 12)
+HIPS = (11, 12)
 MIN_DEPTH = 0.2  # metres: a fit closer than this to the camera has diverged
 STIFF_JOINTS = ("spine", "neck", "clavicle", "collar", "head")
+LEG_JOINTS = ("upperleg", "lowerleg", "hip", "knee")  # Anny's and SMPL's names
 
 
 @dataclass
@@ -37,9 +39,12 @@ class FitConfig:
     w_prior: float = 2e-3  # the learned pose prior's -log density (bodies with one)
     w_limits: float = 10.0  # squared radians outside the joint limits (then projected back), and the shape outside its range
     w_pose: float = 0.01  # L2 on axis-angles: the only pose prior of bodies without a learned one (SMPL)
-    w_torso_pose: float = 0.1  # spine, neck, clavicles: stiff, so a person cut at the waist stays upright
+    w_torso_pose: float = 0.1  # spine, neck, clavicles held straight, in proportion to `missing` (a person cut at the waist stays upright)
     w_shape: float = 0.05  # shape prior; scaled up as fewer keypoints are seen
     w_world: float = 3.0
+    w_init: float = 0.01  # squared distance of the joint rotations from the initial estimate's (a learned guess at the unseen)
+    w_init_missing: float = 0.3  # added to w_init in proportion to `missing`
+    w_upright: float = 1.0  # when neither hip is seen: the root's up axis towards the camera's up, legs straight
     camera: str = "full"  # "full": perspective camera of the whole image; "crop": weak perspective per crop
 
 
@@ -135,11 +140,22 @@ def fit_people(
         ray = torch.cat(((center - c) / f, torch.ones_like(z)[:, None]), -1)
         transl[bad] = (ray * z[:, None])[bad]
     params = tuple(t.requires_grad_(True) for t in (root6d, body_aa, betas, transl))
+    init_rot = axis_angle_to_rotmat(body_aa.detach())
     stiff = [any(k in n.lower() for k in STIFF_JOINTS) for n in body_model.joint_names[1:]]
     w_free = 0.0 if prior is not None else cfg.w_pose  # the learned prior replaces the plain L2
-    pose_w = torch.tensor([cfg.w_torso_pose if s else w_free for s in stiff])
+    # Evidence missing: the share of keypoints not seen, squared (whole body seen -> ~0, face and
+    # shoulders only -> 0.35). The priors that only guess what is unseen are held that much harder.
+    missing = (1 - visible.sum(-1) / 17.0) ** 2
+    pose_w = torch.where(torch.tensor(stiff), cfg.w_torso_pose * missing[:, None], torch.tensor(w_free))
     # Fewer keypoints, less evidence about the build: the shape is held harder (17 seen -> 1x, 6 -> 8x).
     shape_w = cfg.w_shape * (17.0 / visible.sum(-1).clamp_min(1)) ** 2
+    # Without the hips, 2D cannot tell an upright torso from one leaning back or forwards, nor
+    # anything about the legs: the person is taken to stand (a portrait), legs straight.
+    upright_w = cfg.w_upright * (~visible[:, list(HIPS)]).all(-1).float()
+    legs = torch.tensor([any(k in n.lower() for k in LEG_JOINTS) for n in body_model.joint_names[1:]])
+    # Anchored to the initial estimate only where it is the keypoint regressor's, learned from the
+    # same real motion as the prior; a rest pose or an unknown network's guess is no such evidence.
+    init_w = (cfg.w_init + cfg.w_init_missing * missing) if prior is not None else torch.zeros(P)
 
     world_cam = None
     if world is not None:
@@ -167,7 +183,8 @@ def fit_people(
         return weak_perspective_to_image(keypoints - transl[:, None], cam, crop_box_center, crop_b)
 
     def loss_fn(torso_only: bool, sigma: float) -> torch.Tensor:
-        keypoints = body_model.keypoints_only(rotmats(), betas, transl)
+        R = rotmats()
+        keypoints = body_model.keypoints_only(R, betas, transl)
         proj = project(keypoints)
         r2 = ((proj - kp[..., :2]) ** 2).sum(-1) / size[:, None] ** 2
         rho = r2 / (r2 + sigma**2)  # Geman-McClure: outliers stop pulling
@@ -175,17 +192,22 @@ def fit_people(
         if torso_only:
             w = w * torch.zeros(17).index_fill_(0, torch.tensor(TORSO), 1.0)
         per_person = (w * rho).sum(-1) / w.sum(-1).clamp_min(1e-6)
-        per_person = per_person + (pose_w[:, None] * body_aa**2).sum((-1, -2))
+        per_person = per_person + (pose_w[..., None] * body_aa**2).sum((-1, -2))
         per_person = per_person + cfg.w_limits * body_model.shape_excess(betas)
         if prior is not None:
             per_person = per_person + cfg.w_prior * prior.penalty(body_aa) + cfg.w_limits * prior.limit_penalty(body_aa)
             per_person = per_person + shape_w * prior.shape_penalty(betas)
         else:
             per_person = per_person + shape_w * (betas**2).sum(-1)
+        # Camera up is -y: 1 - cos(tilt of the body's +Y from it) = 1 + R[1, 1].
+        straight = ((R[:, 1:][:, legs] - torch.eye(3)) ** 2).sum((-1, -2, -3))
+        per_person = per_person + upright_w * (1 + R[:, 0, 1, 1] + straight)
+        per_person = per_person + init_w * ((R[:, 1:] - init_rot) ** 2).sum((-1, -2, -3))
         if world_cam is not None:
-            rel = keypoints - keypoints[:, 11:13].mean(1, keepdim=True)
-            tgt = world_cam - world_cam[:, 11:13].mean(1, keepdim=True)
-            per_person = per_person + cfg.w_world * (conf * ((rel - tgt) ** 2).sum(-1)).sum(-1) / conf.sum(-1).clamp_min(1e-6)
+            # Compared about the seen keypoints' centroid, not the hips: hidden hips are guesses,
+            # and anchoring on them tilts the whole torso (a portrait leaning back).
+            err = _centred(keypoints, conf) - _centred(world_cam, conf)
+            per_person = per_person + cfg.w_world * (conf * (err**2).sum(-1)).sum(-1) / conf.sum(-1).clamp_min(1e-6)
         return per_person
 
     good = [p.detach().clone() for p in params]
@@ -237,6 +259,12 @@ def fit_people(
         quality = keypoint_quality(proj, kp, size, cfg.min_confidence)
     flags = [_flags(visible[i], quality[i], transl[i].detach()) for i in range(P)]
     return FitResult(final_rot, betas.detach(), transl.detach(), body=out, quality=quality, flags=flags, iterations=steps)
+
+
+def _centred(points: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """points (P, K, 3) minus their `weights` (P, K)-weighted mean."""
+    w = weights[..., None]
+    return points - (w * points).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1e-6)
 
 
 def _keypoint_extent(kp: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:

@@ -201,6 +201,11 @@ class PoseEstimator:
     The ONNX sessions are created on first use and reused.
     """
 
+    # Below this confidence a landmark is not visible (MediaPipe's own convention). BlazePose
+    # gives limbs it cannot see 0.2-0.7 (a knee on a lap, a wrist in mid-air); keypoints from
+    # other detectors keep the fit's default threshold.
+    min_confidence = 0.5
+
     def __init__(self, model_path: str | None = None, margin: float = 1.25, refine: bool = True,
                  detector_path: str | None = None, use_pose_detector: bool = True):
         if not margin > 0:

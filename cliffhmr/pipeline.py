@@ -217,19 +217,21 @@ class Predictor:
         from .fit import fit_people
         from .regressor import initial_estimate
 
+        config = FitConfig(iterations=self.config.fit_iterations)
         with timer("keypoints"):
             if keypoints is None:
                 kp = self.pose_estimator(image.pixels, boxes)
                 kp2d, world = torch.as_tensor(kp.coco, dtype=torch.float32), kp.world
                 world = None if world is None else torch.as_tensor(world, dtype=torch.float32)
+                config.min_confidence = self.pose_estimator.min_confidence
             else:
                 kp2d, world = torch.as_tensor(np.asarray(keypoints), dtype=torch.float32), None
         f, c = K.as_tensors(len(boxes))  # (fx, fy) per person; `focal` is the single CLIFF focal
         if init is None:
             with timer("regressor"):
-                init = initial_estimate(self.body, kp2d, center, scale, f, c)
+                init = initial_estimate(self.body, kp2d, center, scale, f, c, min_conf=config.min_confidence)
         with timer("fitting"), single_threaded():
-            fit = fit_people(self.body, kp2d, f, c, init, world=world, config=FitConfig(iterations=self.config.fit_iterations))
+            fit = fit_people(self.body, kp2d, f, c, init, world=world, config=config)
         cam = camera.cam_full_to_crop(fit.transl, center, 200.0 * scale, focal, principal)
         people = _people(boxes, center, scale, fit.rotmat, fit.betas, cam, fit.transl, fit.body, K)
         for p, q, flags, k in zip(people, fit.quality.tolist(), fit.flags, kp2d.numpy()):

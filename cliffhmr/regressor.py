@@ -97,6 +97,25 @@ def regressor_inputs(
     return torch.cat((per_keypoint.flatten(1), info), 1)
 
 
+def keypoint_crop(keypoints: torch.Tensor, fallback_center: torch.Tensor, min_conf: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """The crop the regressor reads: the box around the seen keypoints grown by 10% of its size
+    on each side, as centre (B, 2) and scale (B,) of `box_to_center_scale`, at least 16 px.
+
+    keypoints (B, 17, 3) pixels + confidence; people with no seen keypoint keep `fallback_center`
+    (B, 2). Training and inference both crop by this rule, whatever box found the person.
+    """
+    kp = sanitize_keypoints(keypoints)
+    seen = kp[..., 2] > min_conf
+    big = torch.finfo(kp.dtype).max
+    lo = torch.where(seen[..., None], kp[..., :2], big).amin(1)
+    hi = torch.where(seen[..., None], kp[..., :2], -big).amax(1)
+    any_seen = seen.any(1)[:, None]
+    lo, hi = torch.where(any_seen, lo, fallback_center), torch.where(any_seen, hi, fallback_center)
+    margin = (hi - lo) * 0.1
+    center, scale = box_to_center_scale(torch.cat((lo - margin, hi + margin), -1))
+    return center, scale.clamp_min(16 / 200)
+
+
 _loaded: dict[tuple[str, int], KeypointRegressor] = {}
 
 
@@ -156,6 +175,7 @@ def initial_estimate(
                              f"{cfg['num_betas']} betas), not {body.name} ({body.num_joints}, {body.num_betas})")  # fmt: skip
         return geometric_estimate(body, keypoints, center, scale, focal, principal, full_frame, min_conf)
     with torch.no_grad():
+        center, scale = keypoint_crop(keypoints, center, min_conf)
         rotmat, betas, cam = model(regressor_inputs(keypoints, center, scale, focal, principal, min_conf))
     transl = cam_crop_to_full(cam, center, 200.0 * scale, focal.prod(-1).sqrt(), principal)
     if not full_frame:  # what the crop alone shows: the orientation relative to the viewing ray
@@ -266,9 +286,9 @@ class _PosePool:
 def synthetic_batch(pool: _PosePool, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """n people from the pool, each placed anywhere in its own frame (landscape or portrait,
     45-100 degree horizontal field of view, 2-10 m away) and seen as a keypoint detector would:
-    0-2% noise, 0-30% dropouts, nothing outside the image. A third are cut by the frame's bottom
+    0-2% noise, 0-30% dropouts, nothing outside the image, a few hallucinated points. A third are cut by the frame's bottom
     edge somewhere between a little above the hips and the shins (half-body photos).
-    The crop is the box around the keypoints that are seen."""
+    The crop is `keypoint_crop`'s, as at inference."""
     rand = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
     i = torch.randint(len(pool.kp), (n,), generator=gen)
     rotmat, betas, kp_body = pool.rotmat[i], pool.betas[i], pool.kp[i]
@@ -293,22 +313,28 @@ def synthetic_batch(pool: _PosePool, n: int, gen: torch.Generator) -> dict[str, 
     big = torch.finfo(clean.dtype).max
     lo = torch.where(seen[..., None], clean, big).amin(1)
     hi = torch.where(seen[..., None], clean, -big).amax(1)
-    margin = (hi - lo) * 0.1
-    center, scale = box_to_center_scale(torch.cat((lo - margin, hi + margin), -1))
-    scale = scale.clamp_min(16 / 200)
     size = (hi - lo).amax(-1)
     noisy = clean + torch.randn(clean.shape, generator=gen) * (0.02 * rand(n) * size)[:, None, None]
     conf = (0.3 + 0.7 * rand(n, 17)) * seen
+    # Hallucinations, as BlazePose makes for limbs it cannot see (knees on a lap, a wrist in
+    # mid-air): on average 5% of the keypoints, seen or not, reported anywhere among the seen
+    # ones with modest confidence, so that the estimate learns not to follow one point blindly.
+    fake = rand(n, 17) < 0.1 * rand(n, 1)
+    noisy = torch.where(fake[..., None], lo[:, None] + rand(n, 17, 2) * (hi - lo)[:, None], noisy)
+    conf = torch.where(fake, 0.21 + 0.49 * rand(n, 17), conf)
+    keypoints = torch.cat((noisy, conf[..., None]), -1)
+    center, scale = keypoint_crop(keypoints, (lo + hi) / 2)
     f2 = focal[:, None].expand(n, 2)
     return {
-        "x": regressor_inputs(torch.cat((noisy, conf[..., None]), -1), center, scale, f2, principal),
-        "rotmat": rotmat, "betas": betas, "transl": transl, "clean": clean,
+        "x": regressor_inputs(keypoints, center, scale, f2, principal),
+        "rotmat": rotmat, "betas": betas, "transl": transl, "clean": clean, "kp3d": kp_body,
         "center": center, "b": 200 * scale, "focal": focal, "principal": principal,
     }  # fmt: skip
 
 
 def regressor_loss(model: KeypointRegressor, body: BodyModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Loss terms, each a scalar: rotations (squared Frobenius distance of root and joint
+    """Loss terms, each a scalar: 3D keypoints (mean distance in metres, mid-hip aligned, as
+    MPJPE), rotations (squared Frobenius distance of root and joint
     rotations), betas (L2), crop camera (L2 on log s, tx, ty) and full-frame reprojection
     (pixel distance of all 17 keypoints, in units of the crop size b, seen or not)."""
     rotmat, betas, cam = model(batch["x"])
@@ -317,7 +343,9 @@ def regressor_loss(model: KeypointRegressor, body: BodyModel, batch: dict[str, t
     transl = cam_crop_to_full(cam, center, b, f, c)
     proj = perspective_project(body.keypoints_only(rotmat, betas, transl), f, c)
     sq = ((rotmat - batch["rotmat"]) ** 2).sum((-1, -2))
+    mid = lambda k: k - k[:, 11:13].mean(1, keepdim=True)  # noqa: E731
     return {
+        "kp3d": (mid(body.keypoints_only(rotmat, betas)) - mid(batch["kp3d"])).norm(dim=-1).mean(),
         "root": sq[:, 0].mean(),
         "pose": sq[:, 1:].mean(),
         "betas": ((betas - batch["betas"]) ** 2).mean(),
@@ -326,7 +354,7 @@ def regressor_loss(model: KeypointRegressor, body: BodyModel, batch: dict[str, t
     }
 
 
-LOSS_WEIGHTS = {"root": 1.0, "pose": 1.0, "betas": 0.1, "cam": 1.0, "reproj": 2.0}
+LOSS_WEIGHTS = {"kp3d": 4.0, "root": 1.0, "pose": 1.0, "betas": 0.1, "cam": 1.0, "reproj": 2.0}
 
 
 def train_regressor(
@@ -386,13 +414,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--pool", type=int, default=4096, help="synthetic people kept at once")
+    p.add_argument("--hidden", type=int, default=384, help="width of the MLP")
+    p.add_argument("--blocks", type=int, default=3, help="residual blocks of the MLP")
     p.add_argument("--poses", type=Path, default=MOCAP_FILE, help="real motion: the 'train' clips are used")
+    p.add_argument("--no-balance", dest="balance", action="store_false", help="draw frames as they come, not each source equally")
     a = p.parse_args(argv)
     # Small matrices: one thread is much faster than two, and 20-50x faster when another
     # process keeps a core busy (the threads wait on each other).
     torch.set_num_threads(1)
-    poses = load_mocap_poses("train", a.poses)
-    stats = train_regressor(a.out, a.steps, a.batch_size, a.seed, a.lr, a.pool, poses=poses)
+    poses = load_mocap_poses("train", a.poses, balance=a.balance)
+    stats = train_regressor(a.out, a.steps, a.batch_size, a.seed, a.lr, a.pool, hidden=a.hidden, blocks=a.blocks, poses=poses)
     print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.1f} MB) in {stats['seconds']:.0f} s")
     return 0
 

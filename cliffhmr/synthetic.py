@@ -57,16 +57,27 @@ def sample_rotmats(body: BodyModel, n: int, gen: torch.Generator, spread: float 
     return R
 
 
-def load_mocap_poses(split: str = "train", path: str | Path = MOCAP_FILE) -> torch.Tensor:
+def load_mocap_poses(split: str = "train", path: str | Path = MOCAP_FILE, balance: bool = False) -> torch.Tensor:
     """(N, J, 3) axis-angle poses of the clips of `split` ("train", "test" or "all"); joint 0 is
-    the capture's own root orientation in the canonical frame (+Y up)."""
+    the capture's own root orientation in the canonical frame (+Y up).
+
+    balance: draw N frames (with replacement, fixed seed) so that every source (CMU walking,
+    DeepMimic's varied skills, holosoma climbing) is equally likely; otherwise the one long
+    climbing capture makes most of the frames, and everyday poses would be the rare ones.
+    """
     path = Path(path)
     if not path.is_file():
         raise CliffError(f"motion capture poses not found: {path} (made by tools/convert_mocap.py)")
     with np.load(path, allow_pickle=False) as z:
-        pose, clip, clip_split = z["pose"], z["clip"], z["split"]
+        pose, clip, clip_split, source = z["pose"], z["clip"], z["split"], z["source"]
     keep = np.ones(len(pose), bool) if split == "all" else (clip_split == split)[clip]
-    return torch.from_numpy(pose[keep].astype(np.float32))
+    pose, frame_source = pose[keep], source[clip[keep]]
+    if balance and len(pose):
+        names, inverse, counts = np.unique(frame_source, return_inverse=True, return_counts=True)
+        weight = torch.from_numpy(1.0 / counts[inverse])
+        pick = torch.multinomial(weight, len(pose), replacement=True, generator=torch.Generator().manual_seed(0))
+        pose = pose[pick.numpy()]
+    return torch.from_numpy(pose.astype(np.float32))
 
 
 def sample_mocap_rotmats(body: BodyModel, poses: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -73,7 +73,9 @@ def test_cliff_plus_starts_the_fit_from_the_network_and_improves_on_it(toy_smpl,
     code, io = run(["annotate", image, "--out", tmp_path / "fit.npz", "--fit-iterations", "120", "--min-quality", "0.1", *common], capsys)
     assert code == 0, io.err
     fit = np.load(tmp_path / "fit.npz")
-    assert fit["quality"][0] > max(0.1, 5 * start["quality"][0]), (fit["quality"], start["quality"])
+    # Quality counts the keypoints BlazePose calls visible (confidence >= 0.5): from a random
+    # network 0.043 -> 0.21 here (it was 0.050 -> 0.26 counting every keypoint >= 0.2).
+    assert fit["quality"][0] > max(0.1, 4 * start["quality"][0]), (fit["quality"], start["quality"])
     assert fit["has_smpl"].tolist() == [1.0]
     np.testing.assert_array_equal(fit["part"], start["part"])  # the same detected keypoints
 
