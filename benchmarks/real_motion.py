@@ -258,12 +258,15 @@ def observe(people: dict, transl: torch.Tensor, gen: torch.Generator, noise: flo
 # --------------------------------------------------------------------------- fitting and metrics
 
 
-def fit_side(side: SimpleNamespace, body, obs: dict, focal: torch.Tensor, iterations: int | None, chunk: int) -> dict:
-    """Initial estimate + fit of every person with one side's code, in chunks -> rotmat, betas, transl, keypoints, joints, seconds."""
-    config = None if iterations is None else side.fit.FitConfig(iterations=iterations)
+def fit_side(side: SimpleNamespace, body, obs: dict, focal: torch.Tensor, overrides: dict, chunk: int) -> dict:
+    """Initial estimate + fit of every person with one side's code, in chunks -> rotmat, betas, transl, keypoints, joints, seconds.
+
+    overrides: FitConfig fields to set, where that side's FitConfig has them (the baseline has no stopping rule)."""
+    fields = side.fit.FitConfig.__dataclass_fields__
+    config = side.fit.FitConfig(**{k: v for k, v in overrides.items() if k in fields})
     f2 = focal[:, None].expand(-1, 2)
     center, scale = box_to_center_scale(obs["boxes"])
-    parts, seconds = [], 0.0
+    parts, seconds, steps = [], 0.0, []
     for s in range(0, len(focal), chunk):
         sl = slice(s, s + chunk)
         kp, c = obs["keypoints"][sl], obs["principal"][sl]
@@ -271,10 +274,12 @@ def fit_side(side: SimpleNamespace, body, obs: dict, focal: torch.Tensor, iterat
         start = time.perf_counter()
         fit = side.fit.fit_people(body, kp, f2[sl], c, init, config=config, boxes=obs["boxes"][sl])
         seconds += time.perf_counter() - start
+        steps.append(getattr(fit, "iterations", config.iterations))  # the baseline ran every iteration
         parts.append({"rotmat": fit.rotmat, "betas": fit.betas, "transl": fit.transl,
                       "keypoints": fit.body.keypoints, "joints": fit.body.joints})  # fmt: skip
     out = {k: torch.cat([p[k] for p in parts]).detach() for k in parts[0]}
     out["seconds"] = seconds
+    out["iterations"] = max(steps)
     return out
 
 
@@ -331,7 +336,7 @@ def summarise(per: dict[str, torch.Tensor], seconds_per_person: float) -> dict:
 # --------------------------------------------------------------------------- the run
 
 
-def run(poses: Path, n: int, seed: int, baseline: str, iterations: int | None, chunk: int, render_dir: Path | None = None,
+def run(poses: Path, n: int, seed: int, baseline: str, overrides: dict, chunk: int, render_dir: Path | None = None,
         render_count: int = 3) -> tuple[dict, dict]:  # fmt: skip
     """-> (results for the JSON, per-sample arrays for the npz)."""
     body = cliffhmr.body.load_body_model(None)  # ground truth: the AFTER side's geometry
@@ -339,7 +344,7 @@ def run(poses: Path, n: int, seed: int, baseline: str, iterations: int | None, c
     limits = within_limits_or_none()
     gt_rot = people["rotmat"]
     results = {"meta": {
-        "poses": str(poses), "baseline": baseline, "n": n, "seed": seed, "iterations": iterations, "chunk": chunk,
+        "poses": str(poses), "baseline": baseline, "n": n, "seed": seed, "fit_overrides": overrides, "chunk": chunk,
         "gt_height_m": [float(people["gt_height"].min()), float(people["gt_height"].max())],
         "gt_within_limits": float(limits(gt_rot).float().mean()) if limits else None,
         "portrait_share": float((people["height"] > people["width"]).float().mean()),
@@ -355,7 +360,7 @@ def run(poses: Path, n: int, seed: int, baseline: str, iterations: int | None, c
         warm = observe(people, place(people, "full")[0], torch.Generator().manual_seed(seed))
         warm = {k: v[:4] for k, v in warm.items()}
         for name in SIDES:
-            fit_side(sides[name], bodies[name], warm, people["focal"][:4], 2, chunk)
+            fit_side(sides[name], bodies[name], warm, people["focal"][:4], {"iterations": 2}, chunk)
         for ci, case in enumerate(CASES):
             transl, relaxed = place(people, case)
             obs = observe(people, transl, torch.Generator().manual_seed(seed * 1000 + ci))
@@ -369,10 +374,11 @@ def run(poses: Path, n: int, seed: int, baseline: str, iterations: int | None, c
             arrays[f"{case}/excluded"] = relaxed.numpy()
             fits = {}
             for name in SIDES:
-                fit = fit_side(sides[name], bodies[name], obs, people["focal"], iterations, chunk)
+                fit = fit_side(sides[name], bodies[name], obs, people["focal"], overrides, chunk)
                 fit["height"] = rest_height(body, fit["betas"])
                 per = per_sample(fit, gt, obs["inside"], limits)
                 results["cases"][case][name] = summarise({k: v[~relaxed] for k, v in per.items()}, fit["seconds"] / n)
+                results["cases"][case][name]["iterations_max"] = fit["iterations"]
                 arrays |= {f"{case}/{name}/{k}": v.numpy() for k, v in per.items()}
                 arrays |= {f"{case}/{name}/{k}": fit[k].numpy() for k in ("rotmat", "betas", "transl")}
                 fits[name] = fit
@@ -393,13 +399,14 @@ def markdown(results: dict) -> str:
             ("MPJPE hidden (mm)", "mpjpe_hidden", 1), ("hidden / seen", "hidden_over_seen", 2),
             ("root orientation (deg)", "root_deg", 1), ("pelvis depth error (%)", "depth_pct", 1),
             ("abs depth error (%)", "depth_abs_pct", 1), ("height error (%)", "height_pct", 1),
-            ("within joint limits", "within_limits", 2), ("fit s / person", "seconds_per_person", 3))  # fmt: skip
+            ("within joint limits", "within_limits", 2), ("fit s / person", "seconds_per_person", 3),
+            ("fit steps (most)", "iterations_max", 0))  # fmt: skip
     rows = ["| case | n | " + " | ".join(f"{title} before / after" for title, _, _ in cols) + " |",
             "| --- | --- |" + " --- |" * len(cols)]  # fmt: skip
     for case, r in results["cases"].items():
         b, a = r["before"], r["after"]
         cells = [f"{_fmt(b[k], d)} / {_fmt(a[k], d)}" for _, k, d in cols]
-        rows.append(f"| {case} | {a['n']} | " + " | ".join(cells) + " |")
+        rows.append(f"| {case} | {a['n']} ({r['excluded']} excluded) | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -457,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baseline", default="3ca70c3", help="git revision of the BEFORE side")
     p.add_argument("--iterations", type=int, help="fit iterations for both sides (default: each side's FitConfig)")
+    p.add_argument("--no-early-stop", action="store_true", help="run every one of the iterations (checks that the stopping rule stops at convergence)")
     p.add_argument("--chunk", type=int, default=32, help="people fitted together")
     p.add_argument("--json", type=Path, help="write the numbers here, and the per-sample arrays next to it (.npz)")
     p.add_argument("--md", type=Path, help="also write the Markdown table here")
@@ -470,7 +478,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.poses.is_file():
         raise SystemExit(f"{args.poses}: no such pose file (make a stand-in with --write-standin PATH)")
     start = time.perf_counter()
-    results, arrays = run(args.poses, args.n, args.seed, args.baseline, args.iterations, args.chunk, args.render,
+    overrides = {} if args.iterations is None else {"iterations": args.iterations}
+    if args.no_early_stop:
+        overrides["tolerance"] = -math.inf
+    results, arrays = run(args.poses, args.n, args.seed, args.baseline, overrides, args.chunk, args.render,
                           args.render_count)  # fmt: skip
     results["meta"]["wall_seconds"] = time.perf_counter() - start
     table = markdown(results)

@@ -66,12 +66,22 @@ def test_real_motion_compares_the_baseline_and_this_tree_on_the_same_people(tmp_
         for side in bench.SIDES:
             row = report["cases"][case][side]
             assert set(bench.METRICS) | {"depth_abs_pct", "hidden_over_seen", "seconds_per_person"} <= set(row)
-            assert row["n"] == n and row["keypoints_seen"] + row["keypoints_hidden"] == 17 * n
+            # People who cannot be framed as a half-body photo are left out of a cut case, and counted.
+            assert row["n"] + report["cases"][case]["excluded"] == n
+            assert row["keypoints_seen"] + row["keypoints_hidden"] == 17 * row["n"]
     # BEFORE ran from the archive of the baseline, not from this tree.
     before = Path(report["meta"]["before_module"])
     assert before.parent.name == "cliffhmr_before" and before.is_relative_to(tempfile.gettempdir())
     assert not before.is_relative_to(REAL_MOTION.parents[1])
     assert "| waist |" in (tmp_path / "t.md").read_text()
+    # The stopping rule ends a fit before its 200 steps; without it every step runs (the
+    # baseline has no rule and runs them anyway).
+    for early_stop in (True, False):
+        extra = ["--n", 2, "--iterations", 200] + ([] if early_stop else ["--no-early-stop"])
+        assert bench.main([str(a) for a in args + extra]) == 0
+        steps = json.loads(out.read_text())["cases"]
+        assert all(steps[c]["before"]["iterations_max"] == 200 for c in bench.CASES)
+        assert any(steps[c]["after"]["iterations_max"] < 200 for c in bench.CASES) == early_stop
 
     arrays = np.load(out.with_suffix(".npz"))
     for case, must_hide in (("full", ()), ("waist", (13, 14, 15, 16)), ("knees", (15, 16))):
