@@ -409,7 +409,7 @@ def train_regressor(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Train the keypoint regressor (the initial body estimate) on synthetic people.")
     p.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=1e-3)
