@@ -286,8 +286,9 @@ class _PosePool:
 def synthetic_batch(pool: _PosePool, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """n people from the pool, each placed anywhere in its own frame (landscape or portrait,
     45-100 degree horizontal field of view, 2-10 m away) and seen as a keypoint detector would:
-    0-2% noise, 0-30% dropouts, nothing outside the image, a few hallucinated points. A third are cut by the frame's bottom
-    edge somewhere between a little above the hips and the shins (half-body photos).
+    0-2% noise, 0-30% dropouts, nothing outside the image, a few hallucinated points. A third
+    are cut by the frame's bottom edge somewhere between a little above the hips and the
+    shins (half-body photos).
     The crop is `keypoint_crop`'s, as at inference."""
     rand = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
     i = torch.randint(len(pool.kp), (n,), generator=gen)
@@ -334,9 +335,9 @@ def synthetic_batch(pool: _PosePool, n: int, gen: torch.Generator) -> dict[str, 
 
 def regressor_loss(model: KeypointRegressor, body: BodyModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Loss terms, each a scalar: 3D keypoints (mean distance in metres, mid-hip aligned, as
-    MPJPE), rotations (squared Frobenius distance of root and joint
-    rotations), betas (L2), crop camera (L2 on log s, tx, ty) and full-frame reprojection
-    (pixel distance of all 17 keypoints, in units of the crop size b, seen or not)."""
+    MPJPE), rotations (squared Frobenius distance of root and joint rotations), betas (L2),
+    crop camera (L2 on log s, tx, ty) and full-frame reprojection (pixel distance of all 17
+    keypoints, in units of the crop size b, seen or not)."""
     rotmat, betas, cam = model(batch["x"])
     center, b, f, c = batch["center"], batch["b"], batch["focal"], batch["principal"]
     cam_gt = cam_full_to_crop(batch["transl"], center, b, f, c)

@@ -71,13 +71,19 @@ def load_mocap_poses(split: str = "train", path: str | Path = MOCAP_FILE, balanc
     with np.load(path, allow_pickle=False) as z:
         pose, clip, clip_split, source = z["pose"], z["clip"], z["split"], z["source"]
     keep = np.ones(len(pose), bool) if split == "all" else (clip_split == split)[clip]
-    pose, frame_source = pose[keep], source[clip[keep]]
+    pose = pose[keep]
     if balance and len(pose):
-        names, inverse, counts = np.unique(frame_source, return_inverse=True, return_counts=True)
-        weight = torch.from_numpy(1.0 / counts[inverse])
+        weight = torch.from_numpy(source_weights(source[clip[keep]]))
         pick = torch.multinomial(weight, len(pose), replacement=True, generator=torch.Generator().manual_seed(0))
         pose = pose[pick.numpy()]
     return torch.from_numpy(pose.astype(np.float32))
+
+
+def source_weights(frame_source: np.ndarray) -> np.ndarray:
+    """(N,) source name per frame -> (N,) weights with mean 1 that give every source the same total."""
+    _, inverse, counts = np.unique(frame_source, return_inverse=True, return_counts=True)
+    weight = 1.0 / counts[inverse]
+    return weight * len(weight) / weight.sum()
 
 
 def sample_mocap_rotmats(body: BodyModel, poses: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -125,3 +125,19 @@ def test_committed_pose_file():
     licences = (ROOT / "cliffhmr/assets/LICENSES.md").read_text()
     listed = set(re.findall(r"`((?:cmu|deepmimic|holosoma)/\w+)`", licences))
     assert set(data["clip_names"]) <= listed
+
+
+def test_sources_weigh_the_same_when_balanced():
+    from cliffhmr.synthetic import MOCAP_FILE, load_mocap_poses, source_weights
+
+    w = source_weights(np.array(["climb", "climb", "climb", "walk"]))
+    np.testing.assert_allclose(w, [2 / 3, 2 / 3, 2 / 3, 2.0])  # each source sums to 2, mean 1
+
+    # Balanced draws: every training source about a third of the frames (climbing is 82% as they come).
+    with np.load(MOCAP_FILE) as z:
+        train = (z["split"] == "train")[z["clip"]]
+        source_of = {pose.tobytes(): src for pose, src in zip(z["pose"][train], z["source"][z["clip"][train]])}
+    for balance, lo, hi in ((False, 0.75, 0.9), (True, 0.3, 0.37)):
+        drawn = load_mocap_poses("train", balance=balance).numpy()
+        share = np.mean([source_of[p.tobytes()] == "holosoma" for p in drawn])
+        assert lo < share < hi, (balance, share)

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from cliffhmr.body.anny import ANNY_JOINT_NAMES  # noqa: E402
 from cliffhmr.body.prior import PRIOR_FILE, PosePrior, mirror_pose, save_prior_file  # noqa: E402
+from cliffhmr.synthetic import source_weights  # noqa: E402
 
 POSES = ROOT / "data" / "mocap" / "anny_poses.npz"
 # Spread of adults of normal build around the wrapper's mean, per phenotype (gender, age, muscle,
@@ -48,10 +49,7 @@ def load_poses(path: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pose, clip, split, source = z["pose"], z["clip"], z["split"], z["source"]
     is_test = (split == "test")[clip]
     body = torch.from_numpy(pose[:, 1:].astype(np.float64))
-    frame_source = source[clip][~is_test]
-    names, counts = np.unique(frame_source, return_counts=True)
-    weight = 1.0 / counts[np.searchsorted(names, frame_source)]
-    return body[~is_test], body[is_test], torch.from_numpy(weight * len(weight) / weight.sum())
+    return body[~is_test], body[is_test], torch.from_numpy(source_weights(source[clip][~is_test]))
 
 
 def kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
