@@ -8,7 +8,8 @@ rotation from which MediaPipe frames its landmark model; the landmark model
 (``pose_landmark_full.onnx``) then gives 33 landmarks, refined from its heatmaps as MediaPipe
 does, of which the COCO-17 subset is kept. Details in :class:`PoseEstimator`.
 
-Confidence of a keypoint = sigmoid(visibility logit) * sigmoid(presence logit), in [0, 1].
+Confidence of a keypoint = sigmoid(visibility logit) * sigmoid(presence logit), in [0, 1]; 0 for
+a keypoint outside the image (BlazePose guesses those, at times with confidence 0.8).
 ``Keypoints.score`` holds the model's per-person pose presence probability (MediaPipe drops a
 pose below 0.5; we keep every box so that rows stay aligned with the input boxes).
 
@@ -296,6 +297,7 @@ class PoseEstimator:
                 raise CliffError(f"box {i} is empty: {b[:4].tolist()} (need x2 > x1 and y2 > y1)")
 
         pil = Image.fromarray(image)
+        H, W = image.shape[:2]
         n = boxes.shape[0]
         coco = np.zeros((n, 17, 3), np.float32)
         world = np.zeros((n, 17, 3), np.float32)
@@ -314,6 +316,10 @@ class PoseEstimator:
                 uv = refine_from_heatmap(uv, heatmap[0, :, :, :33])
             xy = (uv * _INPUT_SIZE) @ a[:, :2].T + a[:, 2]
             conf = _sigmoid(lm[:, 3]) * _sigmoid(lm[:, 4])
+            # Outside the image a landmark is BlazePose's guess, however confident (a cut-off
+            # hip at 0.8): missing, not evidence.
+            inside = (xy[:, 0] >= 0) & (xy[:, 0] <= W) & (xy[:, 1] >= 0) & (xy[:, 1] <= H)
+            conf = np.where(inside, conf, 0.0)
             w3 = wl.reshape(-1, 3)[:33].astype(np.float64)
             c, sn = np.cos(theta), np.sin(theta)
             w3 = np.stack([c * w3[:, 0] - sn * w3[:, 1], sn * w3[:, 0] + c * w3[:, 1], w3[:, 2]], axis=1)

@@ -127,6 +127,19 @@ def test_two_people_rows_follow_boxes(estimator):
     assert np.hypot(*(kps.coco[1, J["nose"], :2] - ASTRONAUT_NOSE)) < 25
 
 
+def test_keypoints_outside_the_image_are_missing(estimator, astronaut):
+    # The astronaut cut above her hips (about y 500 in the full photo): BlazePose still places
+    # the hips below the edge, with confidence about 0.8. They count as not seen.
+    h = 420
+    kps = estimator(load("astronaut.jpg")[:h], np.array([[3.0, 33.5, 378.8, h - 1.0]])).coco[0]
+    outside = kps[:, 1] > h
+    assert outside[[J["left_hip"], J["right_hip"]]].all()
+    assert (kps[outside, 2] == 0).all()
+    # What stays inside keeps its confidence: the face and shoulders as in the whole photo.
+    upper = [J[n] for n in ("nose", "left_eye", "right_eye", "left_shoulder", "right_shoulder")]
+    assert (kps[upper, 2] > 0.9).all() and (astronaut.coco[0, upper, 2] > 0.9).all()
+
+
 def test_rotated_person_follows_rotation(estimator, astronaut):
     """A person lying sideways (image turned 90 degrees) gets the same keypoints, turned too."""
     im = Image.fromarray(load("astronaut.jpg")).rotate(90, expand=True)  # counter-clockwise
