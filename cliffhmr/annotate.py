@@ -10,14 +10,13 @@ Anny's parameters are not SMPL's, so without `--smpl` the file holds 2D supervis
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import crop
-from .atomic import write_bytes_atomic
+from .atomic import write_npz_atomic
 from .errors import CliffError
 from .fit import FitConfig
 from .pipeline import ImageResult
@@ -73,9 +72,7 @@ def concat_rows(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def write_dataset(path: str | Path, rows: dict[str, np.ndarray]) -> None:
     """One npz, written under a temporary name and renamed."""
-    buf = io.BytesIO()
-    np.savez(buf, **rows)
-    write_bytes_atomic(path, buf.getvalue())
+    write_npz_atomic(path, rows)
 
 
 def dataset_root(source: str | Path) -> Path:

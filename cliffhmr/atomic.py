@@ -33,6 +33,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def write_npz_atomic(path: str | os.PathLike, arrays: dict, compressed: bool = False) -> None:
+    """`np.savez` (or `savez_compressed`) of `arrays` to `path`, whatever its suffix.
+
+    Through an open file: given a name that does not end in ".npz" (no suffix, ".NPZ"), numpy
+    appends ".npz" to it, and the rename would publish the empty temporary file instead.
+    """
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_path
+from .atomic import write_npz_atomic
 from .body.pickle_safe import load_pickle, to_numpy
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .errors import CliffError
@@ -108,8 +108,7 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
     arrays = {k: np.concatenate(v).astype(np.float32) for k, v in rows.items() if k not in ("imgname", "gender")}
     n = len(rows["imgname"])
     arrays.update(imgname=np.asarray(rows["imgname"]), gender=np.asarray(rows["gender"]), has_smpl=np.ones(n, np.float32))
-    with atomic_path(out) as tmp:
-        np.savez(tmp, **arrays)
+    write_npz_atomic(out, arrays)
     return out
 
 

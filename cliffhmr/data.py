@@ -533,7 +533,7 @@ def write_toy_smpl(path: str | Path, seed: int = 0) -> Path:
     joints exactly; skinning is rigid; betas 0/1 scale height/width, betas 2-9 move joints
     symmetrically; no pose blend shapes.
     """
-    from .atomic import atomic_path
+    from .atomic import write_npz_atomic
 
     flip = np.array([-1.0, 1.0, 1.0])
     joints = np.zeros((24, 3))
@@ -568,11 +568,10 @@ def write_toy_smpl(path: str | Path, seed: int = 0) -> Path:
     W[np.arange(n), owner] = 1.0
     kintree = np.array([[4294967295 if p < 0 else p for p in _TOY_PARENTS], list(range(24))], dtype=np.int64)
     path = Path(path)
-    with atomic_path(path) as tmp:
-        np.savez(
-            tmp, v_template=v, shapedirs=shapedirs, posedirs=np.zeros((n, 3, 207)), J_regressor=J_regressor,
-            weights=W, kintree_table=kintree, f=np.concatenate(faces).astype(np.int64),
-        )
+    write_npz_atomic(path, dict(
+        v_template=v, shapedirs=shapedirs, posedirs=np.zeros((n, 3, 207)), J_regressor=J_regressor,
+        weights=W, kintree_table=kintree, f=np.concatenate(faces).astype(np.int64),
+    ))  # fmt: skip
     return path
 
 
@@ -653,13 +652,12 @@ def write_upright_mean_params(path: str | Path) -> Path:
     """A regressor starting point for training without SPIN's `smpl_mean_params.npz`: the rest pose
     turned upright in the camera frame (180 degrees about x, since SMPL is y-up and the camera y-down),
     zero shape, crop camera (0.9, 0, 0)."""
-    from .atomic import atomic_path
+    from .atomic import write_npz_atomic
 
     pose = np.zeros(72, np.float32)
     pose[0] = math.pi
     path = Path(path)
-    with atomic_path(path) as tmp:
-        np.savez(tmp, pose=pose, shape=np.zeros(10, np.float32), cam=np.array([0.9, 0.0, 0.0], np.float32))
+    write_npz_atomic(path, dict(pose=pose, shape=np.zeros(10, np.float32), cam=np.array([0.9, 0.0, 0.0], np.float32)))
     return path
 
 
@@ -682,7 +680,7 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
     """
     from PIL import Image
 
-    from .atomic import atomic_path
+    from .atomic import write_npz_atomic
     from .camera import perspective_project
     from .rotation import rotmat_to_axis_angle
     from .synthetic import FACE_CAMERA, sample_rotmats
@@ -745,6 +743,5 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
         arrays["has_smpl"] = np.ones(count, np.float32)
         arrays["gender"] = np.full(count, "n")
         paths[split] = out / f"{split}.npz"
-        with atomic_path(paths[split]) as tmp:
-            np.savez(tmp, **arrays)
+        write_npz_atomic(paths[split], arrays)
     return paths

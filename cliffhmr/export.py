@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from .atomic import atomic_path, write_bytes_atomic, write_npz_atomic, write_text_atomic
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays)
+    write_npz_atomic(path, arrays)
 
 
 def save_png(path: str | Path, image: np.ndarray) -> None:

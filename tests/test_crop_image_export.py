@@ -206,6 +206,18 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]  # no temporary left behind
 
 
+@pytest.mark.parametrize("name", ["plain", "upper.NPZ", "data.npz", "dots.v2"])
+def test_npz_lands_under_the_exact_name_whatever_its_suffix(tmp_path, name):
+    # numpy appends ".npz" to a path that lacks it; the writer must not publish an empty file.
+    from cliffhmr.atomic import write_npz_atomic
+
+    for compressed in (False, True):
+        write_npz_atomic(tmp_path / name, {"a": np.arange(4), "b": np.eye(2)}, compressed=compressed)
+        assert [p.name for p in tmp_path.iterdir()] == [name]
+        with np.load(tmp_path / name) as z:
+            assert z["a"].tolist() == [0, 1, 2, 3] and z["b"].tolist() == [[1, 0], [0, 1]]
+
+
 def test_atomic_outputs_get_ordinary_permissions(tmp_path):
     import os
 

@@ -124,16 +124,14 @@ class PosePrior(nn.Module):
 
 def save_prior_file(path: str | Path, weights, means, covariances, lower, upper, joint_names, shape_std, **info) -> None:
     """Write the prior as plain arrays (no pickles); `info` adds scalar/array metadata."""
-    from ..atomic import atomic_path
+    from ..atomic import write_npz_atomic
 
     arrays = {
         "format": np.array(PRIOR_FORMAT), "weights": weights, "means": means, "covariances": covariances,
         "lower": lower, "upper": upper, "shape_std": shape_std, "joint_names": np.array(joint_names, dtype=str),
     }  # fmt: skip
     arrays.update({k: np.asarray(v) for k, v in info.items()})
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+    write_npz_atomic(path, {k: np.asarray(v) for k, v in arrays.items()}, compressed=True)
 
 
 def read_prior_file(path: str | Path = PRIOR_FILE) -> PosePrior:
