@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import os
 import re
@@ -34,6 +33,7 @@ from .camera import bbox_info, perspective_project
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .data import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
 from .errors import CliffError
+from .export import save_json
 from .rotation import axis_angle_to_rotmat, geodesic_angle
 
 DATASETS = {  # name -> default annotation file inside --root
@@ -257,7 +257,7 @@ def evaluate(s: EvalSettings) -> dict:
     results = _summarise(s, npz, ann, per, off_center, box_source, mode, loaded.bbox_info, skeleton, bodies)
     if s.out:
         out_dir = Path(s.out)
-        write_text_atomic(out_dir / f"{s.dataset}_results.json", json.dumps(results, indent=2) + "\n")
+        save_json(out_dir / f"{s.dataset}_results.json", results)
         write_text_atomic(out_dir / f"{s.dataset}_results.md", results_markdown(results))
         write_bytes_atomic(out_dir / f"{s.dataset}_per_sample.npz", _per_sample_npz(ann.imgname, off_center, per))
     return results

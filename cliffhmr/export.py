@@ -26,17 +26,24 @@ def save_png(path: str | Path, image: np.ndarray) -> None:
 
 
 def save_json(path: str | Path, data) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    """Strict JSON: a non-finite number (a failed fit's NaN, a metric over no samples) is
+    written as null; NaN and Infinity are not JSON, and strict parsers reject them."""
+    write_text_atomic(path, json.dumps(_plain(data), indent=2, allow_nan=False) + "\n")
 
 
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
+def _plain(obj):
+    """`obj` with numpy values as Python ones, paths as strings and non-finite floats as None."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return _plain(obj.tolist())
     if isinstance(obj, Path):
         return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:

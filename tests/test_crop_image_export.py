@@ -1,5 +1,6 @@
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,6 +217,20 @@ def test_npz_lands_under_the_exact_name_whatever_its_suffix(tmp_path, name):
         assert [p.name for p in tmp_path.iterdir()] == [name]
         with np.load(tmp_path / name) as z:
             assert z["a"].tolist() == [0, 1, 2, 3] and z["b"].tolist() == [[1, 0], [0, 1]]
+
+
+def test_json_is_strict_whatever_the_numbers(tmp_path):
+    from cliffhmr.export import save_json
+
+    data = {"q": float("nan"), "t": np.array([1.5, np.inf, -np.inf]), "n": np.float32(2.5), "k": np.int64(3),
+            "p": Path("a/b.jpg"), "rows": [(1.0, float("nan"))], "ok": None}  # fmt: skip
+    save_json(tmp_path / "s.json", data)
+
+    def refuse(token):
+        raise ValueError(f"non-JSON token {token}")
+
+    back = json.loads((tmp_path / "s.json").read_text(), parse_constant=refuse)
+    assert back == {"q": None, "t": [1.5, None, None], "n": 2.5, "k": 3, "p": "a/b.jpg", "rows": [[1.0, None]], "ok": None}
 
 
 def test_atomic_outputs_get_ordinary_permissions(tmp_path):
