@@ -88,13 +88,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def predict_command(args) -> int:
+    from .image import output_stems
     from .outputs import write_outputs
 
     images, boxes, keypoints = _inputs(args)
+    stems = dict(zip(images, output_stems(images)))
+    for path, stem in stems.items():
+        if stem != path.stem:
+            print(f"cliffhmr: {path.name} shares its name with another image: its results are {stem}.*", file=sys.stderr)
     predictor = _predictor(args, refine=False)
 
     def write(path, result):
-        write_outputs(result, args.out, path.stem, meshes=not args.no_mesh, images=not args.no_render)
+        write_outputs(result, args.out, stems[path], meshes=not args.no_mesh, images=not args.no_render)
         if not result.people:
             return f"{path.name}: no person found; wrote empty results -> {args.out}"
         return f"{path.name}: {_people(len(result.people))} ({result.method}, {result.body_model}) -> {args.out}"

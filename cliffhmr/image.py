@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,22 @@ def list_images(source: str | Path) -> list[Path]:
     if not path.exists():
         raise CliffError(f"{path}: no such file or folder")
     return [path]
+
+
+def output_stems(images: list[Path]) -> list[str]:
+    """One output name per image, all different: the file's stem, or where several images share
+    it (photo.jpg, photo.png) the whole name with its dot as '_' (photo_jpg, photo_png), then a
+    counter if even that is taken."""
+    shared = Counter(p.stem for p in images)
+    stems, taken = [], set()
+    for p in images:
+        stem = p.stem if shared[p.stem] == 1 else p.name.replace(".", "_")
+        base, k = stem, 2
+        while stem in taken:
+            stem, k = f"{base}_{k}", k + 1
+        taken.add(stem)
+        stems.append(stem)
+    return stems
 
 
 def load_boxes_file(path: str | Path) -> dict[str, np.ndarray]:

@@ -219,6 +219,13 @@ def test_npz_lands_under_the_exact_name_whatever_its_suffix(tmp_path, name):
             assert z["a"].tolist() == [0, 1, 2, 3] and z["b"].tolist() == [[1, 0], [0, 1]]
 
 
+def test_output_stems_are_unique():
+    from cliffhmr.image import output_stems
+
+    names = ["a.jpg", "photo.jpg", "photo.png", "photo_jpg.png", "x.JPG"]
+    assert output_stems([Path(n) for n in names]) == ["a", "photo_jpg", "photo_png", "photo_jpg_2", "x"]
+
+
 def test_json_is_strict_whatever_the_numbers(tmp_path):
     from cliffhmr.export import save_json
 

@@ -97,6 +97,22 @@ def test_no_person_gives_empty_valid_outputs(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "empty.json").read_text())["people"] == []
 
 
+def test_images_sharing_a_stem_get_their_own_results(tmp_path, capsys):
+    # photo.jpg and photo.png used to write photo.npz/.json twice, the second over the first.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.full((120, 160, 3), 127, np.uint8)).save(folder / "photo.png")
+    Image.fromarray(np.full((90, 100, 3), 60, np.uint8)).save(folder / "photo.jpg")
+    Image.fromarray(np.full((80, 80, 3), 200, np.uint8)).save(folder / "other.png")
+    code, io = run(["predict", folder, "--out", tmp_path / "out", "--no-render"], capsys)
+    assert code == 0, io.err
+    assert "photo.jpg shares its name with another image: its results are photo_jpg.*" in io.err
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["other.json", "other.npz", "photo_jpg.json", "photo_jpg.npz", "photo_png.json", "photo_png.npz"]
+    sizes = {json.loads((tmp_path / "out" / f"photo_{s}.json").read_text())["width"] for s in ("jpg", "png")}
+    assert sizes == {100, 160}  # each result is its own image's
+
+
 def expect_user_error(args, capsys, *fragments, one_line=True):
     code, io = run(args, capsys)
     assert code == 2
