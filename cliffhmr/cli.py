@@ -99,10 +99,11 @@ def predict_command(args) -> int:
     predictor = _predictor(args, refine=False)
 
     def write(path, result):
-        write_outputs(result, args.out, stems[path], meshes=not args.no_mesh, images=not args.no_render)
+        _, removed = write_outputs(result, args.out, stems[path], meshes=not args.no_mesh, images=not args.no_render)
+        note = f" (removed {', '.join(p.name for p in removed)}, left from an earlier run)" if removed else ""
         if not result.people:
-            return f"{path.name}: no person found; wrote empty results -> {args.out}"
-        return f"{path.name}: {_people(len(result.people))} ({result.method}, {result.body_model}) -> {args.out}"
+            return f"{path.name}: no person found; wrote empty results -> {args.out}{note}"
+        return f"{path.name}: {_people(len(result.people))} ({result.method}, {result.body_model}) -> {args.out}{note}"
 
     failed = _each_image(args, images, boxes, keypoints, predictor, write, "predict")
     return _report_failures(failed, images)

@@ -5,10 +5,14 @@ DIR/<stem>_overlay.png    meshes drawn over the photo
 DIR/<stem>_side.png       the same meshes seen from the side (depth placement)
 DIR/<stem>_person<i>.obj / .glb   one mesh per person, camera frame (GLB: glTF's Y-up frame)
 DIR/<stem>.json           a readable summary
+
+A rerun replaces an image's whole set: files of the set that this run does not write (a second
+person's mesh when one person is found now, images after --no-render) are removed.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -102,8 +106,9 @@ def summary(result: ImageResult) -> dict:
     }
 
 
-def write_outputs(result: ImageResult, out_dir: str | Path, stem: str, meshes: bool = True, images: bool = True) -> list[Path]:
-    """Write every file for one image; returns the paths written. Adds 'render' and 'export' to result.timings."""
+def write_outputs(result: ImageResult, out_dir: str | Path, stem: str, meshes: bool = True, images: bool = True) -> tuple[list[Path], list[Path]]:
+    """Write every file for one image -> (paths written, stale paths of an earlier run removed).
+    Adds 'render' and 'export' to result.timings."""
     from .render import render_overlay, render_side_view
 
     out_dir = Path(out_dir)
@@ -132,4 +137,14 @@ def write_outputs(result: ImageResult, out_dir: str | Path, stem: str, meshes: b
     result.timings["export"] = time.perf_counter() - start
     written.append(out_dir / f"{stem}.json")
     save_json(written[-1], summary(result))
-    return written
+    removed = sorted(set(result_set(out_dir, stem)) - set(written))
+    for stale in removed:
+        stale.unlink()
+    return written, removed
+
+
+def result_set(out_dir: Path, stem: str) -> list[Path]:
+    """The files in `out_dir` that belong to the image named `stem` (not to 'photo_person1.jpg'
+    when the stem is 'photo')."""
+    own = re.compile(rf"{re.escape(stem)}(\.npz|\.json|_overlay\.png|_side\.png|_person\d+\.(obj|glb))")
+    return [p for p in Path(out_dir).iterdir() if own.fullmatch(p.name)] if Path(out_dir).is_dir() else []

@@ -113,6 +113,27 @@ def test_images_sharing_a_stem_get_their_own_results(tmp_path, capsys):
     assert sizes == {100, 160}  # each result is its own image's
 
 
+def test_a_rerun_replaces_the_whole_result_set(tmp_path, capsys, photo, res50_ckpt, smpl_pkl):
+    image, boxes = photo  # two people by the boxes file
+    out = tmp_path / "out"
+    common = ["--checkpoint", res50_ckpt, "--smpl", smpl_pkl, "--out", out]
+    # Not this image's: a file whose name merely starts with its stem.
+    out.mkdir()
+    (out / "scene_person1_person0.obj").write_text("another image's mesh")
+    code, io = run(["predict", image, "--boxes", boxes, *common], capsys)
+    assert code == 0, io.err
+    assert {"scene_person0.glb", "scene_person1.glb", "scene_overlay.png"} <= {p.name for p in out.iterdir()}
+    # Rerun with one person and no images: the second mesh and the old pictures go, and the run says so.
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({k: v[:1] for k, v in json.loads(boxes.read_text()).items()}))
+    code, io = run(["predict", image, "--boxes", one, "--no-render", *common], capsys)
+    assert code == 0, io.err
+    assert "removed scene_overlay.png, scene_person1.glb, scene_person1.obj, scene_side.png" in io.out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "scene.json", "scene.npz", "scene_person0.glb", "scene_person0.obj", "scene_person1_person0.obj"]  # fmt: skip
+    assert len(np.load(out / "scene.npz")["global_t"]) == 1
+
+
 def expect_user_error(args, capsys, *fragments, one_line=True):
     code, io = run(args, capsys)
     assert code == 2
