@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -18,7 +19,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    remove_orphans(path)
+    # The writer's pid in the name tells a later run whether this file is still being written.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".partial{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     # mkstemp makes the file private (0600); give it the permissions a plain open() would.
@@ -31,6 +34,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_orphans(path: Path) -> list[Path]:
+    """Delete the temporary files of `path` whose writer no longer runs (a run killed mid-write:
+    SIGKILL leaves no chance to clean up); -> those deleted. Another live run's are left alone."""
+    start = f".{path.stem}."
+    removed = []
+    for p in path.parent.glob(f"{glob.escape(start)}*.partial{glob.escape(path.suffix)}"):
+        pid = p.name[len(start) :].split(".")[0]
+        if not (pid.isdigit() and _running(int(pid))):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def write_npz_atomic(path: str | os.PathLike, arrays: dict, compressed: bool = False) -> None:

@@ -1,4 +1,5 @@
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -238,6 +239,22 @@ def test_json_is_strict_whatever_the_numbers(tmp_path):
 
     back = json.loads((tmp_path / "s.json").read_text(), parse_constant=refuse)
     assert back == {"q": None, "t": [1.5, None, None], "n": 2.5, "k": 3, "p": "a/b.jpg", "rows": [[1.0, None]], "ok": None}
+
+
+def test_a_killed_writers_partial_file_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # finished, so no longer running
+    orphan = tmp_path / f".r.{dead_pid}.abc123.partial.npz"
+    legacy = tmp_path / ".r.k2j4x9.partial.npz"  # no pid: from before pids were written
+    live = tmp_path / f".r.{os.getpid()}.def456.partial.npz"  # a write still under way
+    other = tmp_path / f".rr.{dead_pid}.x.partial.npz"  # another output's
+    for p in (orphan, legacy, live, other):
+        p.write_bytes(b"half")
+    save_npz(tmp_path / "r.npz", {"a": np.arange(2)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["r.npz", live.name, other.name])
 
 
 def test_atomic_outputs_get_ordinary_permissions(tmp_path):
