@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import CliffError
+
 # Constants the released CLIFF weights were trained with: bbox_info is divided by these to
 # keep its entries near unit variance.
 OFFICIAL_LOCATION_SCALE = 2.8
@@ -22,6 +24,8 @@ OFFICIAL_SIZE_STD = 0.06
 
 # The 35 mm film frame's diagonal (36 x 24 mm), the reference of EXIF's FocalLengthIn35mmFilm.
 FILM_35MM_DIAGONAL_MM = math.hypot(36.0, 24.0)
+# 35 mm-equivalent focal lengths a real camera has: a 139 to a 1 degree diagonal field of view.
+FOCAL_35MM_RANGE = (8.0, 2500.0)
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,12 @@ class Intrinsics:
     fy: float
     cx: float
     cy: float
+
+    def __post_init__(self):
+        # Refused here, so no path (CLI, API, EXIF) can fit with a camera that makes NaN pixels.
+        values = (self.fx, self.fy, self.cx, self.cy)
+        if not all(math.isfinite(v) for v in values) or not (self.fx > 0 and self.fy > 0):
+            raise CliffError(f"camera intrinsics must be finite with positive focal lengths, got fx, fy, cx, cy = {values}")
 
     @classmethod
     def default(cls, width: int, height: int) -> "Intrinsics":

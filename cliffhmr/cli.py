@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from .errors import CliffError
 
@@ -18,9 +19,7 @@ def _parse_intrinsics(text: str):
         fx, fy, cx, cy = (float(x) for x in text.split(","))
     except ValueError:
         raise CliffError(f"--intrinsics takes fx,fy,cx,cy in pixels, got {text!r}") from None
-    if fx <= 0 or fy <= 0:
-        raise CliffError(f"--intrinsics: focal lengths must be positive, got {text!r}")
-    return Intrinsics(fx, fy, cx, cy)
+    return Intrinsics(fx, fy, cx, cy)  # which refuses non-finite values and focal lengths <= 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +63,12 @@ def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    with warnings.catch_warnings():  # the library's warnings as one line each, for this run only
+        warnings.showwarning = lambda message, *args, **kwargs: print(f"cliffhmr: warning: {message}", file=sys.stderr)
+        return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
     try:
         if argv and argv[0] == "train":
             from .train import main as train_main

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .camera import FILM_35MM_DIAGONAL_MM, FOCAL_35MM_RANGE
 from .errors import CliffError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -45,7 +48,7 @@ def load_image(source: str | Path | np.ndarray) -> LoadedImage:
     try:
         with Image.open(path) as im:
             im.load()
-            focal = _exif_focal_35mm(im)
+            focal = _exif_focal_35mm(im, path)
             im = ImageOps.exif_transpose(im)
             pixels = _pil_to_rgb8(im)
     except UnidentifiedImageError:
@@ -57,13 +60,19 @@ def load_image(source: str | Path | np.ndarray) -> LoadedImage:
     return LoadedImage(pixels, path, focal)
 
 
-def _exif_focal_35mm(im: Image.Image) -> float | None:
+def _exif_focal_35mm(im: Image.Image, path: Path) -> float | None:
     try:
         value = im.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_35MM)
         value = float(value) if value is not None else None
     except (TypeError, ValueError, ZeroDivisionError):
         return None
-    return value if value and value > 0 else None
+    if not value or value <= 0:
+        return None
+    if not FOCAL_35MM_RANGE[0] <= value <= FOCAL_35MM_RANGE[1]:
+        fov = math.degrees(2 * math.atan(FILM_35MM_DIAGONAL_MM / 2 / value))
+        warnings.warn(f"{path}: EXIF 35 mm focal length {value:g} mm (a {fov:.2g} degree diagonal field of view) is implausible; ignored")
+        return None
+    return value
 
 
 def _pil_to_rgb8(im: Image.Image) -> np.ndarray:

@@ -117,6 +117,35 @@ def test_exif_orientation_and_focal(tmp_path):
     assert loaded.focal_35mm == 28
 
 
+def test_absurd_exif_focal_is_ignored_with_a_warning(tmp_path, capsys):
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 65535  # mm: a 0.04 degree field of view
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(tmp_path / "far.jpg", exif=exif)
+    with pytest.warns(UserWarning, match="65535 mm .* implausible; ignored"):
+        assert load_image(tmp_path / "far.jpg").focal_35mm is None
+    # The command line shows it as one line of its own, and goes on with the default camera.
+    from conftest import run
+
+    code, io = run(["predict", tmp_path / "far.jpg", "--out", tmp_path / "out", "--no-render"], capsys)
+    assert code == 0, io.err
+    assert io.err.strip().splitlines() == [f"cliffhmr: warning: {tmp_path / 'far.jpg'}: EXIF 35 mm focal length 65535 mm "
+                                           "(a 0.038 degree diagonal field of view) is implausible; ignored"]  # fmt: skip
+
+
+def test_cameras_that_make_no_sense_are_refused(tmp_path, capsys):
+    from cliffhmr.camera import Intrinsics
+    from conftest import run
+
+    for values in ((float("inf"), 1, 2, 3), (100, float("nan"), 2, 3), (100, 100, float("inf"), 3), (-5, 100, 2, 3)):
+        with pytest.raises(CliffError, match="intrinsics must be finite with positive focal lengths"):
+            Intrinsics(*values)
+    Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(tmp_path / "p.png")
+    for flag in (["--focal", "inf"], ["--intrinsics", "nan,100,40,30"], ["--intrinsics", "100,100,40,inf"]):
+        code, io = run(["predict", tmp_path / "p.png", "--out", tmp_path / "out", *flag], capsys)
+        assert code == 2 and len(io.err.strip().splitlines()) == 1 and "Traceback" not in io.err, io.err
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_images(tmp_path):
     (tmp_path / "text.jpg").write_text("not an image")
     with pytest.raises(CliffError, match="not a readable image"):
