@@ -35,6 +35,9 @@ class LoadedImage:
         return self.pixels.shape[0]
 
 
+MAX_PIXELS = 100_000_000  # above any camera's photo; PIL only warns from 89 MP and refuses from 179 MP
+
+
 def load_image(source: str | Path | np.ndarray) -> LoadedImage:
     """A path or an array -> upright 8-bit RGB.
 
@@ -46,14 +49,20 @@ def load_image(source: str | Path | np.ndarray) -> LoadedImage:
     if not path.is_file():
         raise CliffError(f"{path}: no such image file")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # PIL's bomb warning from 89 MP: our own limit below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            w, h = im.size  # from the header: refuse before decoding (a 100000 x 100000 PNG is 30 GB)
+            if w * h > MAX_PIXELS:
+                raise CliffError(f"{path}: {w}x{h} pixels is more than the {MAX_PIXELS / 1e6:.0f}-megapixel limit")
             im.load()
             focal = _exif_focal_35mm(im, path)
             im = ImageOps.exif_transpose(im)
             pixels = _pil_to_rgb8(im)
     except UnidentifiedImageError:
         raise CliffError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise CliffError(f"{path}: not a readable image ({e})") from None
     if pixels.shape[0] < 8 or pixels.shape[1] < 8:
         raise CliffError(f"{path}: image is too small ({pixels.shape[1]}x{pixels.shape[0]})")

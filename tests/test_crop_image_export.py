@@ -146,6 +146,36 @@ def test_cameras_that_make_no_sense_are_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_huge_declared_size_is_refused_before_decoding(tmp_path, capsys):
+    import zlib
+
+    from conftest import run
+
+    def declared(name, w, h):
+        """A valid 8x8 PNG whose header is rewritten to declare w x h pixels."""
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name)
+        data = bytearray((tmp_path / name).read_bytes())
+        ihdr = 8 + 8  # signature, then the IHDR chunk's length and type
+        data[ihdr : ihdr + 8] = struct.pack(">II", w, h)
+        data[ihdr + 13 : ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13])))
+        (tmp_path / name).write_bytes(bytes(data))
+        return tmp_path / name
+
+    # Above our limit (PIL would only warn), and far above it (PIL's own bomb error): one line each.
+    with pytest.raises(CliffError, match="12000x10000 pixels is more than the 100-megapixel limit"):
+        load_image(declared("big.png", 12_000, 10_000))
+    with pytest.raises(CliffError, match="bomb.png: not a readable image .*decompression bomb"):
+        load_image(declared("bomb.png", 100_000, 100_000))
+    # In a folder each is reported and the other images still run.
+    (tmp_path / "in").mkdir()
+    for name in ("big.png", "bomb.png"):
+        (tmp_path / name).rename(tmp_path / "in" / name)
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "in" / "plain.png")
+    code, io = run(["predict", tmp_path / "in", "--out", tmp_path / "out", "--no-render"], capsys)
+    assert code == 2 and "2 of 3 images failed" in io.err and "Traceback" not in io.err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["plain.json", "plain.npz"]
+
+
 def test_bad_images(tmp_path):
     (tmp_path / "text.jpg").write_text("not an image")
     with pytest.raises(CliffError, match="not a readable image"):
