@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections import Counter
@@ -14,6 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .camera import FILM_35MM_DIAGONAL_MM, FOCAL_35MM_RANGE
 from .errors import CliffError
+from .jsonio import read_json_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 _EXIF_IFD = 0x8769
@@ -155,12 +155,7 @@ def load_boxes_file(path: str | Path) -> dict[str, np.ndarray]:
     Keys are matched against an image's file name, then its stem. Score is optional (default 1).
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CliffError(f"{path}: no such boxes file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CliffError(f"{path}: not valid JSON ({e})") from None
+    data = read_json_file(path, "boxes file")
     if not isinstance(data, dict):
         raise CliffError(f'{path}: expected an object {{"image.jpg": [[x1, y1, x2, y2, score], ...]}}')
     out = {}

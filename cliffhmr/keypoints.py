@@ -27,7 +27,6 @@ the image covers [0, W] x [0, H] (the centre of pixel (0, 0) is at (0.5, 0.5)).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from .body.base import COCO17_NAMES  # noqa: F401  (re-exported: the one definition of the COCO-17 order)
 from .detect import ASSETS, _ort_session, as_rgb_uint8
 from .errors import CliffError
+from .jsonio import read_json_file
 
 DEFAULT_POSE = ASSETS / "pose_landmark_full.onnx"
 DEFAULT_POSE_DETECTOR = ASSETS / "pose_detection.onnx"
@@ -335,21 +335,6 @@ class PoseEstimator:
 # ----------------------------------------------------------------------------------------------
 
 
-def _read_json(path) -> object:
-    p = Path(path)
-    if not p.is_file():
-        raise CliffError(f"keypoint file not found: {p}")
-    try:
-        with open(p, "rb") as f:
-            return json.loads(f.read().decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise CliffError(f"{p}: keypoint file is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise CliffError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    except OSError as exc:
-        raise CliffError(f"{p}: cannot read keypoint file ({exc.strerror or exc})") from None
-
-
 def _as_17x3(kps, path, where: str, scores=None) -> np.ndarray:
     """One person's keypoints -> (17, 3).
 
@@ -431,7 +416,7 @@ def load_coco_keypoints(path, image_name: str | None = None) -> np.ndarray:
     (matched by file name, base name, or image_id against the file's stem, e.g. 397133 <->
     ``000000397133.jpg``); without it the file must hold a single image.
     """
-    return _guarded(_coco_from_data, _read_json(path), Path(path), image_name)
+    return _guarded(_coco_from_data, read_json_file(path, "keypoint file"), Path(path), image_name)
 
 
 def _coco_annotations(data, p: Path) -> tuple[dict, list[tuple[int, dict]]]:
@@ -523,7 +508,7 @@ def coco_keypoints_by_image(path) -> dict[str, np.ndarray]:
     {key: (N, 17, 3)}, keyed by image file base name and by str(image_id). Look images up with
     :func:`keypoints_for_image`. Same layouts and skipping rules as :func:`load_coco_keypoints`."""
     p = Path(path)
-    return _guarded(_coco_table, _read_json(p), p)
+    return _guarded(_coco_table, read_json_file(p, "keypoint file"), p)
 
 
 def _coco_table(data, p: Path) -> dict[str, np.ndarray]:
@@ -570,7 +555,7 @@ def load_openpose_keypoints(path) -> np.ndarray:
     (OpenPose's Neck, MidHip and foot points are dropped). Confidences are clipped to [0, 1];
     OpenPose writes undetected joints as (0, 0, 0), which stay at confidence 0.
     """
-    return _guarded(_openpose_from_data, _read_json(path), Path(path))
+    return _guarded(_openpose_from_data, read_json_file(path, "keypoint file"), Path(path))
 
 
 def _openpose_from_data(data, p: Path) -> np.ndarray:
@@ -613,7 +598,7 @@ def load_keypoints_file(path, image_name: str | None = None) -> np.ndarray:
     image, so ``image_name`` is not used); anything else is read as COCO
     (:func:`load_coco_keypoints`). Returns (N, 17, 3) float32.
     """
-    data = _read_json(path)
+    data = read_json_file(path, "keypoint file")
     if isinstance(data, dict) and "people" in data:
         return _guarded(_openpose_from_data, data, Path(path))
     return _guarded(_coco_from_data, data, Path(path), image_name)

@@ -375,6 +375,35 @@ def test_load_keypoints_file_dispatches(tmp_path):
         load_keypoints_file(write(tmp_path, "odd.json", {"what": 1}))
 
 
+@pytest.mark.parametrize("flag", ["--boxes", "--keypoints"])
+def test_json_inputs_that_cannot_be_boxes_or_keypoints_get_one_line(tmp_path, capsys, flag):
+    from conftest import run
+
+    image = tmp_path / "p.png"
+    Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(image)
+    cases = {
+        "folder": (tmp_path / "adir", "is a folder"),
+        "deep.json": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        "latin1.json": (b"{\"caf\xe9.png\": []}", "not UTF-8"),
+        "cut.json": ('{"p.png": [[1, 2, 3', "not valid JSON"),
+        "absent.json": (None, "no such"),
+    }  # fmt: skip
+    (tmp_path / "adir").mkdir()
+    for name, (content, expected) in cases.items():
+        path = tmp_path / name
+        if isinstance(content, str):
+            path.write_text(content)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            path = content
+        code, io = run(["predict", image, "--out", tmp_path / "out", flag, path], capsys)
+        assert code == 2, (name, io.err)
+        lines = io.err.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0] and str(path) in lines[0], (name, io.err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_files(tmp_path):
     with pytest.raises(CliffError, match="absent.json"):
         load_coco_keypoints(tmp_path / "absent.json")
