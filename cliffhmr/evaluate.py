@@ -32,6 +32,7 @@ from .atomic import write_bytes_atomic, write_text_atomic
 from .camera import bbox_info, perspective_project
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .data import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
+from .device import resolve_device
 from .errors import CliffError
 from .export import save_json
 from .rotation import axis_angle_to_rotmat, geodesic_angle
@@ -206,10 +207,7 @@ def evaluate(s: EvalSettings) -> dict:
     if not root.is_dir():
         raise CliffError(f"dataset root not found: {root}")
     npz = Path(s.npz) if s.npz else root / DATASETS[s.dataset]
-    if s.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(s.device)
+    device = resolve_device(s.device)
 
     loaded = load_checkpoint(s.checkpoint, device=device)
     model = loaded.model

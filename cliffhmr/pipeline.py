@@ -17,6 +17,7 @@ import torch
 
 from . import camera, crop
 from .body import COCO17_NAMES, BodyModel, load_body_model
+from .device import resolve_device
 from .errors import CliffError
 from .fit import FitConfig
 from .image import LoadedImage, load_image
@@ -99,7 +100,7 @@ class Predictor:
     def __init__(self, config: PredictorConfig | None = None):
         self.config = config or PredictorConfig()
         cfg = self.config
-        self.device = torch.device(cfg.device)
+        self.device = resolve_device(cfg.device)
         self.network = None
         if cfg.checkpoint is not None:
             from .models import load_checkpoint

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 
 from .atomic import write_text_atomic
 from .data import SMPL_NUM_BETAS, SMPL_NUM_JOINTS, AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
+from .device import resolve_device
 from .errors import CliffError
 from .losses import LossConfig, compute_losses
 from .models import CLIFF, load_checkpoint, save_checkpoint
@@ -206,7 +207,7 @@ def setup_distributed(device: str) -> DistInfo:
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     else:
-        dev = torch.device(device)
+        dev = resolve_device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return DistInfo(rank, world, dev)

@@ -166,6 +166,21 @@ def test_bad_inputs_get_one_line_and_exit_2(tmp_path, capsys, photo, res50_ckpt,
     assert not out.exists() or not any(out.iterdir())  # nothing half-written
 
 
+def test_devices_that_are_not_there_get_one_line(tmp_path, capsys, photo):
+    from cliffhmr.device import resolve_device
+    from cliffhmr.errors import CliffError
+    from cliffhmr.pipeline import Predictor, PredictorConfig
+
+    image, _ = photo
+    missing = ["bogus", "cuda:99"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for name in missing:
+        expect_user_error(["predict", image, "--out", tmp_path / "out", "--device", name], capsys, repr(name))
+        with pytest.raises(CliffError, match=repr(name)):  # the API says the same
+            Predictor(PredictorConfig(device=name))
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def test_folder_with_a_bad_image_runs_the_others(tmp_path, capsys, photo, res50_ckpt, smpl_pkl):
     image, boxes = photo
     folder = tmp_path / "in"
