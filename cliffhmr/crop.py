@@ -112,7 +112,8 @@ def normalize(crops: torch.Tensor) -> torch.Tensor:
 def validate_boxes(boxes: np.ndarray, width: int, height: int, source: str = "boxes") -> np.ndarray:
     """Check user boxes (N, 4 or 5) against an image; return them as float32 (N, 5) with score 1 where absent.
 
-    Boxes may reach outside the image (truncated people) but must overlap it and have positive size.
+    Boxes may reach outside the image (truncated people) but must overlap it, have positive size
+    and stay within twice the image's size of its edges (1e30 is a mistake, not a person).
     """
     arr = np.asarray(boxes, dtype=np.float64)
     if arr.size == 0:
@@ -128,4 +129,7 @@ def validate_boxes(boxes: np.ndarray, width: int, height: int, source: str = "bo
             raise CliffError(f"{source}: box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}] is empty (need x2 > x1 and y2 > y1)")
         if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
             raise CliffError(f"{source}: box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}] lies outside the {width}x{height} image")
+        if x1 < -2 * width or y1 < -2 * height or x2 > 3 * width or y2 > 3 * height:
+            raise CliffError(f"{source}: box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}] reaches more than twice the "
+                             f"{width}x{height} image's size beyond its edges")  # fmt: skip
     return arr.astype(np.float32)

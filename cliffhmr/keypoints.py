@@ -177,6 +177,17 @@ def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
 
 
+def outside_missing(keypoints: np.ndarray, width: float, height: float) -> np.ndarray:
+    """(..., 3) x, y, confidence -> a copy with confidence 0 (missing) for the keypoints outside
+    the image [0, W] x [0, H] or not finite: whoever placed them there, it was a guess."""
+    kp = np.array(keypoints, dtype=np.float32)
+    x, y = kp[..., 0], kp[..., 1]
+    with np.errstate(invalid="ignore"):
+        inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
+    kp[..., 2] = np.where(inside & np.isfinite(kp[..., 2]), kp[..., 2], 0.0)
+    return kp
+
+
 class PoseEstimator:
     """BlazePose landmarks per person box -> COCO-17 keypoints (+ metric world landmarks).
 
@@ -316,15 +327,13 @@ class PoseEstimator:
                 uv = refine_from_heatmap(uv, heatmap[0, :, :, :33])
             xy = (uv * _INPUT_SIZE) @ a[:, :2].T + a[:, 2]
             conf = _sigmoid(lm[:, 3]) * _sigmoid(lm[:, 4])
-            # Outside the image a landmark is BlazePose's guess, however confident (a cut-off
-            # hip at 0.8): missing, not evidence.
-            inside = (xy[:, 0] >= 0) & (xy[:, 0] <= W) & (xy[:, 1] >= 0) & (xy[:, 1] <= H)
-            conf = np.where(inside, conf, 0.0)
             w3 = wl.reshape(-1, 3)[:33].astype(np.float64)
             c, sn = np.cos(theta), np.sin(theta)
             w3 = np.stack([c * w3[:, 0] - sn * w3[:, 1], sn * w3[:, 0] + c * w3[:, 1], w3[:, 2]], axis=1)
             sel = BLAZEPOSE_TO_COCO17
-            coco[i] = np.concatenate([xy[sel], conf[sel, None]], axis=1)
+            # Outside the image a landmark is BlazePose's guess, however confident (a cut-off
+            # hip at 0.8): missing, not evidence.
+            coco[i] = outside_missing(np.concatenate([xy[sel], conf[sel, None]], axis=1), W, H)
             world[i] = w3[sel]
             score[i] = float(np.asarray(flag).reshape(-1)[0])
         return Keypoints(coco=coco, world=world, score=score)

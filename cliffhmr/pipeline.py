@@ -269,6 +269,11 @@ def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
         raise CliffError(
             f"{source}: most keypoints lie outside the {image.width}x{image.height} image {image.path or ''}; wrong file or image?"
         )
+    from .keypoints import outside_missing
+
+    kp = outside_missing(kp, image.width, image.height)  # placed outside the image: missing, as BlazePose's
+    if not (kp[..., 2] > 0).any(-1).all():
+        raise CliffError(f"{source}: a person has no keypoint inside the {image.width}x{image.height} image {image.path or ''}")
     return kp
 
 

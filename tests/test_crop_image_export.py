@@ -81,6 +81,11 @@ def test_validate_boxes():
         crop.validate_boxes([[np.nan, 10, 40, 90]], 100, 100)
     with pytest.raises(CliffError, match="shape"):
         crop.validate_boxes([[1, 2, 3]], 100, 100)
+    # Reaching beyond the image by up to twice its size is a truncated person; by 1e30, a mistake.
+    assert len(crop.validate_boxes([[-199, -199, 299, 299]], 100, 100)) == 1
+    for box in ([10, 10, 1e30, 90], [-201, 10, 50, 90], [10, 10, 50, 301]):
+        with pytest.raises(CliffError, match="twice the 100x100 image's size"):
+            crop.validate_boxes([box], 100, 100)
 
 
 # --- image loading ----------------------------------------------------------------------------

@@ -140,6 +140,14 @@ def test_keypoints_outside_the_image_are_missing(estimator, astronaut):
     assert (kps[upper, 2] > 0.9).all() and (astronaut.coco[0, upper, 2] > 0.9).all()
 
 
+def test_outside_missing_by_hand():
+    from cliffhmr.keypoints import outside_missing
+
+    kp = np.array([[[5, 5, 0.9], [-1, 5, 0.9], [5, 31, 0.8], [40, 30, 0.7], [np.nan, 5, 0.9], [1e30, 5, 1.0]]])
+    np.testing.assert_array_equal(outside_missing(kp, 40, 30)[..., 2], np.float32([[0.9, 0, 0, 0.7, 0, 0]]))
+    np.testing.assert_array_equal(outside_missing(kp, 40, 30)[..., :2], kp[..., :2].astype(np.float32))  # only confidences change
+
+
 def test_rotated_person_follows_rotation(estimator, astronaut):
     """A person lying sideways (image turned 90 degrees) gets the same keypoints, turned too."""
     im = Image.fromarray(load("astronaut.jpg")).rotate(90, expand=True)  # counter-clockwise

@@ -201,7 +201,9 @@ def test_keypoints_file_drives_the_fit_and_a_mismatch_names_the_file(tmp_path, c
     code, io = run(["predict", EXAMPLES / "astronaut.jpg", "--out", out, "--keypoints", good, "--no-render", "--no-mesh"], capsys)
     assert code == 0, io.err
     d = np.load(out / "astronaut.npz")
-    np.testing.assert_allclose(d["detected_keypoints"][0], np.array(ASTRONAUT_KEYPOINTS, np.float32), atol=1e-5)
+    used = np.array(ASTRONAUT_KEYPOINTS, np.float32)
+    used[13:17, 2] = 0  # knees and ankles lie below the 512-pixel image: missing, whatever their confidence
+    np.testing.assert_allclose(d["detected_keypoints"][0], used, atol=1e-5)
     assert d["quality"][0] > 0.7
     # Keypoints made for a 10x larger image do not belong to this one.
     wrong = tmp_path / "other_image.json"
