@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -36,17 +38,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
-def remove_orphans(path: Path) -> list[Path]:
+def remove_orphans(path: Path) -> None:
     """Delete the temporary files of `path` whose writer no longer runs (a run killed mid-write:
-    SIGKILL leaves no chance to clean up); -> those deleted. Another live run's are left alone."""
+    SIGKILL leaves no chance to clean up). Another live run's are left alone."""
     start = f".{path.stem}."
-    removed = []
     for p in path.parent.glob(f"{glob.escape(start)}*.partial{glob.escape(path.suffix)}"):
         pid = p.name[len(start) :].split(".")[0]
         if not (pid.isdigit() and _running(int(pid))):
             p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
 
 
 def _running(pid: int) -> bool:
@@ -54,8 +53,8 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process
-        return True
+    except PermissionError:  # someone else's process, running
+        pass
     return True
 
 
@@ -65,8 +64,6 @@ def write_npz_atomic(path: str | os.PathLike, arrays: dict, compressed: bool = F
     Through an open file: given a name that does not end in ".npz" (no suffix, ".NPZ"), numpy
     appends ".npz" to it, and the rename would publish the empty temporary file instead.
     """
-    import numpy as np
-
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         (np.savez_compressed if compressed else np.savez)(fh, **arrays)
 
