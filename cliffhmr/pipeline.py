@@ -182,6 +182,10 @@ class Predictor:
             with timer("body model"), torch.no_grad():
                 body = self.body(est.rotmat.to(self.device), est.betas.to(self.device), est.transl.to(self.device))
             people = _people(boxes, center, scale, est.rotmat, est.betas, cam, est.transl, body, K)
+            for person, s in zip(people, cam[:, 0].tolist()):
+                if not s > 0:  # the crop scale puts the body at or behind the camera: no pixels to report
+                    person.flags.append("behind_camera")
+                    person.keypoints_2d[:] = np.nan
         else:
             init = self._run_network(image, center, scale, focal_t, principal, timer)[0] if self.network else None
             people = self._run_fit(image, boxes, center, scale, focal_t, principal, K, keypoints, timer, init)

@@ -166,6 +166,21 @@ def test_bad_inputs_get_one_line_and_exit_2(tmp_path, capsys, photo, res50_ckpt,
     assert not out.exists() or not any(out.iterdir())  # nothing half-written
 
 
+def test_a_body_behind_the_camera_is_flagged_not_given_pixels(tmp_path, capsys, photo, smpl_pkl):
+    image, boxes = photo
+    ckpt = torch.load(official_checkpoint(tmp_path / "c.pt", "res50"), weights_only=True)
+    ckpt["model"]["module.init_cam"] = -ckpt["model"]["module.init_cam"]  # crop scale about -0.9
+    torch.save(ckpt, tmp_path / "behind.pt")
+    out = tmp_path / "out"
+    code, io = run(["predict", image, "--out", out, "--checkpoint", tmp_path / "behind.pt", "--smpl", smpl_pkl,
+                    "--boxes", boxes, "--no-render", "--no-mesh"], capsys)  # fmt: skip
+    assert code == 0, io.err
+    d = np.load(out / "scene.npz")
+    assert (d["pred_cam"][:, 0] <= 0).all() and np.isnan(d["pred_keypoints_2d"]).all()
+    summary = json.loads((out / "scene.json").read_text())
+    assert all("behind_camera" in p["flags"] for p in summary["people"]) and len(summary["people"]) == 2
+
+
 def test_devices_that_are_not_there_get_one_line(tmp_path, capsys, photo):
     from cliffhmr.device import resolve_device
     from cliffhmr.errors import CliffError
