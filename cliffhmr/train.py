@@ -466,7 +466,15 @@ def train(cfg: Config) -> TrainResult:
             bar.close()
         if writer is not None:
             writer.close()
-        del it
+        workers = list(getattr(it, "_workers", ()))  # the loader's processes (torch's own attribute)
+        del it  # the iterator's shutdown asks them to stop and joins them for a while
+        for w in workers:
+            # They ignore SIGTERM (preemption is this process's to handle), so one stuck on a full
+            # pipe after an error outlives the shutdown's terminate() and this process could never exit.
+            w.join(timeout=10)
+            if w.is_alive():
+                w.kill()
+                w.join()
 
 
 def _bbox_info(batch: dict, cfg: Config) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -258,6 +259,8 @@ def test_unreadable_image_in_a_loader_worker_is_one_line(synthetic, tmp_path):
         from cliffhmr.train import train
 
         train(cfg)
+    # No loader worker outlives the run: one left behind kept this whole test session from exiting.
+    assert not multiprocessing.active_children()
     assert "\n" not in str(err.value)
     assert str(err.value).startswith(f"{data / 'train.npz'}: index 3: {data / 'images/train/000003.png'}: not a readable image")
 
