@@ -267,18 +267,17 @@ def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
     seen = kp[..., 2] > 0
     if not seen.any(-1).all():
         raise CliffError(f"{source}: a person has no keypoint with positive confidence")
-    x, y = kp[..., 0][seen], kp[..., 1][seen]
-    inside = (x >= -0.5) & (x < image.width + 0.5) & (y >= -0.5) & (y < image.height + 0.5)
-    if inside.mean() < 0.5:
+    from .keypoints import outside_missing
+
+    kept = outside_missing(kp, image.width, image.height)  # placed outside the image: missing, as BlazePose's
+    inside = kept[..., 2] > 0
+    if inside.sum() < 0.5 * seen.sum():
         raise CliffError(
             f"{source}: most keypoints lie outside the {image.width}x{image.height} image {image.path or ''}; wrong file or image?"
         )
-    from .keypoints import outside_missing
-
-    kp = outside_missing(kp, image.width, image.height)  # placed outside the image: missing, as BlazePose's
-    if not (kp[..., 2] > 0).any(-1).all():
+    if not inside.any(-1).all():
         raise CliffError(f"{source}: a person has no keypoint inside the {image.width}x{image.height} image {image.path or ''}")
-    return kp
+    return kept
 
 
 def _keypoint_boxes(kp: np.ndarray) -> np.ndarray:
