@@ -64,3 +64,27 @@ def photo(tmp_path_factory):
     Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(d / "scene.png")
     (d / "boxes.json").write_text(json.dumps({"scene.png": [[170, 60, 230, 280, 0.9], [330, 40, 395, 240]]}))
     return d / "scene.png", d / "boxes.json"
+
+
+def run_in_subprocess(args, cwd):
+    """`python -m cliffhmr ARGS` in a child process, so that a crash (SIGSEGV) fails the test
+    instead of killing pytest -> CompletedProcess with text stdout/stderr."""
+    import os
+    import subprocess
+    import sys
+
+    import cliffhmr
+
+    # The checkout under test, not whatever copy of cliffhmr the environment has installed.
+    root = os.path.dirname(os.path.dirname(cliffhmr.__file__))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
+    cmd = [sys.executable, "-m", "cliffhmr", *map(str, args)]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(code, stderr, *expected):
+    """Exit code 2 and a single `cliffhmr: error:` line holding each of `expected`, no traceback."""
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert len(lines) == 1 and lines[0].startswith("cliffhmr: error: "), stderr
+    assert all(text in lines[0] for text in expected), stderr
