@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .atomic import write_npz_atomic
-from .body.pickle_safe import load_pickle, to_numpy
+from .body.pickle_safe import load_pickle
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .errors import CliffError
 from .rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
@@ -68,18 +68,18 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
     for path in files:
         seq = _sequence(path)
         name = str(seq.get("sequence", path.stem))
-        cam = np.asarray(to_numpy(seq["cam_poses"]), np.float64)
-        K = np.asarray(to_numpy(seq["cam_intrinsics"]), np.float64)
-        frames = np.asarray(to_numpy(seq["img_frame_ids"])).astype(int)
+        cam = np.asarray(seq["cam_poses"], np.float64)
+        K = np.asarray(seq["cam_intrinsics"], np.float64)
+        frames = np.asarray(seq["img_frame_ids"]).astype(int)
         for p, gender in enumerate(seq["genders"]):
-            valid = np.flatnonzero(np.asarray(to_numpy(seq["campose_valid"][p])).astype(bool))
+            valid = np.flatnonzero(np.asarray(seq["campose_valid"][p]).astype(bool))
             if not len(valid):
                 continue
             g = _gender(gender)
-            pose = torch.from_numpy(np.asarray(to_numpy(seq["poses"][p]), np.float64)[valid])
-            betas = np.asarray(to_numpy(seq["betas"][p]), np.float64).reshape(-1)[:10]
-            trans = np.asarray(to_numpy(seq["trans"][p]), np.float64)[valid]
-            joints = np.asarray(to_numpy(seq["jointPositions"][p]), np.float64)[valid].reshape(-1, 24, 3)
+            pose = torch.from_numpy(np.asarray(seq["poses"][p], np.float64)[valid])
+            betas = np.asarray(seq["betas"][p], np.float64).reshape(-1)[:10]
+            trans = np.asarray(seq["trans"][p], np.float64)[valid]
+            joints = np.asarray(seq["jointPositions"][p], np.float64)[valid].reshape(-1, 24, 3)
             Rc, Tc = cam[valid, :3, :3], cam[valid, :3, 3]
 
             body = bodies[g]

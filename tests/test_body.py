@@ -12,7 +12,7 @@ import torch
 
 from cliffhmr.body import COCO17_NAMES, load_body_model, load_joint_regressor
 from cliffhmr.body.anny import ANNY_JOINT_NAMES, CANONICAL_FROM_ANNY, PHENOTYPES, anny_model
-from cliffhmr.body.pickle_safe import load_pickle, to_numpy
+from cliffhmr.body.pickle_safe import load_pickle
 from cliffhmr.body.smpl import SMPLModel
 from cliffhmr.errors import CliffError
 from cliffhmr.rotation import axis_angle_to_rotmat
@@ -93,8 +93,8 @@ def test_restricted_unpickler_reads_old_protocols_and_csr(tmp_path):
     path = tmp_path / "old.pkl"
     dump_with_fake_chumpy({"x": FakeCh(x), "J": J, "s": np.float64(2.5)}, path, protocol=0)
     loaded = load_pickle(path)
-    np.testing.assert_array_equal(to_numpy(loaded["x"]), x)
-    np.testing.assert_array_equal(to_numpy(loaded["J"]), J.toarray())
+    np.testing.assert_array_equal(loaded["x"], x)
+    np.testing.assert_array_equal(loaded["J"], J.toarray())
     assert loaded["s"] == 2.5
 
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..errors import CliffError
 from .base import BodyModel, BodyOutput, forward_kinematics, linear_blend_skinning
-from .pickle_safe import load_pickle, to_numpy
+from .pickle_safe import load_pickle
 
 SMPL_JOINT_NAMES = [
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
@@ -71,18 +71,17 @@ def read_smpl_arrays(path: str | Path) -> dict[str, np.ndarray]:
         loaded = load_pickle(path)
         if not isinstance(loaded, dict):
             raise CliffError(f"{path}: an SMPL .pkl must hold a dict, got {type(loaded).__name__}")
-        try:
-            raw = {key: to_numpy(loaded[key]) for key in _REQUIRED_KEYS if key in loaded}
-        except ValueError as e:
-            raise CliffError(f"{path}: {e}") from None
+        raw = {key: loaded[key] for key in _REQUIRED_KEYS if key in loaded}
     missing = [key for key in _REQUIRED_KEYS if key not in raw]
     if missing:
         raise CliffError(f"{path}: not an SMPL model, missing {', '.join(missing)}")
-    arrays = {key: np.asarray(value) for key, value in raw.items()}
-    problem = _shape_problem(arrays)
+    not_arrays = [key for key, value in raw.items() if not isinstance(value, np.ndarray)]
+    if not_arrays:
+        raise CliffError(f"{path}: not a valid SMPL model: {', '.join(not_arrays)} must be arrays")
+    problem = _shape_problem(raw)
     if problem:
         raise CliffError(f"{path}: not a valid SMPL model: {problem}")
-    return arrays
+    return raw
 
 
 def _shape_problem(a: dict[str, np.ndarray]) -> str | None:
@@ -91,7 +90,7 @@ def _shape_problem(a: dict[str, np.ndarray]) -> str | None:
     V = a["v_template"].shape[0] if a["v_template"].ndim == 2 else -1
     expected = {
         "v_template": (V, 3),
-        "shapedirs": (V, 3, max(a["shapedirs"].shape[-1], NUM_BETAS)),
+        "shapedirs": (V, 3, max(a["shapedirs"].shape[2] if a["shapedirs"].ndim == 3 else 0, NUM_BETAS)),
         "posedirs": (V, 3, 9 * (J - 1)),
         "J_regressor": (J, V),
         "weights": (V, J),
@@ -99,8 +98,11 @@ def _shape_problem(a: dict[str, np.ndarray]) -> str | None:
         "f": (*a["f"].shape[:1], 3),
     }
     for key, shape in expected.items():
-        if a[key].shape != shape or not np.issubdtype(a[key].dtype, np.number):
-            return f"{key} has shape {a[key].shape} {a[key].dtype}, expected numbers of shape {shape}"
+        if a[key].shape != shape or a[key].dtype.kind not in "iuf":
+            return f"{key} has shape {a[key].shape} {a[key].dtype}, expected real numbers of shape {shape}"
+    for key in expected:
+        if not np.isfinite(a[key]).all():
+            return f"{key} holds NaN or infinite values"
     faces = a["f"]
     if faces.size and (faces.min() < 0 or faces.max() >= V or not np.issubdtype(faces.dtype, np.integer)):
         return "faces index outside the vertices"
