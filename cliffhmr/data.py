@@ -39,6 +39,7 @@ from torch.utils.data import Dataset, Sampler
 from . import crop
 from .errors import CliffError
 from .image import load_image
+from .npzio import read_npz
 from .rotation import axis_angle_to_rotmat
 
 # --------------------------------------------------------------------------- joint sets
@@ -128,13 +129,7 @@ class Annotations:
 def load_annotations(path: str | Path) -> Annotations:
     """Read and check one npz file; every problem names the file (and the row, where there is one)."""
     path = Path(path)
-    if not path.is_file():
-        raise CliffError(f"{path}: no such dataset file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            raw = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as e:
-        raise CliffError(f"{path}: not a readable npz file ({e})") from None
+    raw = read_npz(path, "dataset file")
     missing = [k for k in _REQUIRED if k not in raw]
     if missing:
         raise CliffError(f"{path}: missing key(s) {', '.join(missing)} (required: {', '.join(_REQUIRED)})")
@@ -142,6 +137,8 @@ def load_annotations(path: str | Path) -> Annotations:
         raise CliffError(f"{path}: no supervision: needs at least one of 'part', 'S', 'pose'")
     n = len(raw["imgname"])
     for key, arr in raw.items():
+        if arr.ndim == 0:
+            raise CliffError(f"{path}: '{key}' must hold one row per sample, got a single value")
         if len(arr) != n:
             raise CliffError(f"{path}: '{key}' has {len(arr)} rows but 'imgname' has {n}")
         if key in _SHAPES and arr.shape[1:] != _SHAPES[key]:

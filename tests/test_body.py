@@ -215,7 +215,7 @@ def test_joint_regressor(smpl, tmp_path):
     np.save(tmp_path / "flat.npy", np.zeros(5))
     with pytest.raises(CliffError, match="K, V"):
         load_joint_regressor(tmp_path / "flat.npy")
-    with pytest.raises(CliffError, match="not found"):
+    with pytest.raises(CliffError, match="no such joint regressor file"):
         load_joint_regressor(tmp_path / "missing.npy")
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CliffError
+from ..npzio import read_npy
 
 COCO17_NAMES: tuple[str, ...] = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
@@ -159,14 +160,7 @@ def load_body_model(kind_or_path: str | Path | None = None, gender: str = "neutr
 
 def load_joint_regressor(path: str | Path) -> Tensor:
     """A (K, V) joint regressor from a .npy file, e.g. J_regressor_h36m.npy, as float32."""
-    path = Path(path)
-    if not path.is_file():
-        raise CliffError(f"joint regressor file not found: {path}")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise CliffError(f"{path}: not a readable .npy array ({e})") from None
-    if not isinstance(array, np.ndarray) or array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
-        shape = getattr(array, "shape", "a .npz archive")
-        raise CliffError(f"{path}: a joint regressor must be a numeric (K, V) array, got {shape}")
+    array = read_npy(path, "joint regressor file")
+    if array.ndim != 2 or array.dtype.kind not in "iuf" or not np.isfinite(array).all():
+        raise CliffError(f"{path}: a joint regressor must be a finite real (K, V) array, got {array.shape} {array.dtype}")
     return torch.as_tensor(array, dtype=torch.float32)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CliffError
+from ..npzio import read_npz
 from .base import BodyModel, BodyOutput, forward_kinematics, linear_blend_skinning
 from .pickle_safe import load_pickle
 
@@ -62,11 +63,8 @@ def read_smpl_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """The model arrays of an SMPL .pkl/.npz file, checked for consistent shapes."""
     path = Path(path)
     if path.suffix.lower() == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                raw = {key: npz[key] for key in _REQUIRED_KEYS if key in npz.files}
-        except (ValueError, OSError) as e:  # object arrays need pickle: refused
-            raise CliffError(f"{path}: not a readable SMPL .npz ({e})") from None
+        npz = read_npz(path, "SMPL .npz")
+        raw = {key: npz[key] for key in _REQUIRED_KEYS if key in npz}
     else:
         loaded = load_pickle(path)
         if not isinstance(loaded, dict):
