@@ -18,6 +18,7 @@ from .errors import CliffError
 
 CROP_HEIGHT = 256
 CROP_WIDTH = 192
+MAX_CROP_HEIGHT = 1024  # 4x the official crop
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESCALE_INFERENCE = 1.1  # margin around the box at inference
@@ -52,10 +53,16 @@ def image_to_crop(points: torch.Tensor, center: torch.Tensor, scale: torch.Tenso
     return (points - center[:, None, :]) * (CROP_HEIGHT / b)[:, None, None] + offset
 
 
+def valid_crop_height(height: object) -> bool:
+    """A multiple of 4 up to MAX_CROP_HEIGHT (a config or checkpoint could otherwise ask for
+    crops, and network activations, of terabytes)."""
+    return type(height) is int and 4 <= height <= MAX_CROP_HEIGHT and height % 4 == 0
+
+
 def crop_width(height: int) -> int:
     """The width of a crop `height` pixels high at CLIFF's 3:4 aspect."""
-    if height < 4 or height % 4:
-        raise CliffError(f"crop height must be a positive multiple of 4, got {height}")
+    if not valid_crop_height(height):
+        raise CliffError(f"crop height must be a multiple of 4 from 4 to {MAX_CROP_HEIGHT}, got {height!r}")
     return height * CROP_WIDTH // CROP_HEIGHT
 
 

@@ -37,7 +37,7 @@ from .device import resolve_device
 from .errors import CliffError
 from .losses import LossConfig, compute_losses
 from .models import CLIFF, load_checkpoint, save_checkpoint
-from .models.cliff import BBOX_INFO_STYLES
+from .models.cliff import BBOX_INFO_STYLES, check_state_dict, state_dict_problem
 
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: stopped early, with a checkpoint to resume from
 
@@ -282,6 +282,9 @@ def load_pretrained_backbone(model: CLIFF, path: str) -> None:
     for key in ("state_dict", "model"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
+    problem = state_dict_problem(sd)
+    if problem:
+        raise CliffError(f"{path}: not a usable backbone state_dict: {problem}")
     sd = {k.removeprefix("module.").removeprefix("encoder."): v for k, v in sd.items()}
     own = model.encoder.state_dict()
     missing = [k for k in own if k not in sd or sd[k].shape != own[k].shape]
@@ -524,6 +527,10 @@ def _restore(path: Path, model, optimizer, scheduler, info: DistInfo) -> int:
     needed = {"model", "optimizer", "scheduler", "step", "rng"}
     if not isinstance(ckpt, dict) or not needed <= set(ckpt):
         raise CliffError(f"{path}: not a training checkpoint (needs {', '.join(sorted(needed))}); use model.init_checkpoint for weights only")
+    problem = state_dict_problem(ckpt["model"])
+    if problem:
+        raise CliffError(f"{path}: cannot resume from it: {problem}")
+    check_state_dict(model, ckpt["model"], path)  # e.g. another backbone: one line, not torch's key listing
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])

@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
-from ..crop import CROP_HEIGHT, crop_width
+from ..crop import CROP_HEIGHT, MAX_CROP_HEIGHT, crop_width, valid_crop_height
 from ..errors import CliffError
+from ..npzio import read_npz
 from ..rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
 from .hrnet import HRNetW48
 from .resnet import ResNet50
@@ -128,16 +129,13 @@ def _initial_estimate(path: str | os.PathLike | None) -> tuple[torch.Tensor, tor
     if path is None:
         pose = rotmat_to_rot6d(torch.eye(3).expand(NUM_JOINTS, 3, 3)).reshape(NPOSE)
         return pose, torch.zeros(NSHAPE), torch.tensor(INIT_CAM)
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as e:
-        raise CliffError(f"cannot read mean parameters {path}: {e}") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
+    data = read_npz(path, "mean parameters file")
+    if not {"pose", "shape", "cam"} <= data.keys():
         raise CliffError(f"mean parameters {path} must be an .npz with arrays pose, shape, cam")
-    with data:
-        if not {"pose", "shape", "cam"} <= set(data.files):
-            raise CliffError(f"mean parameters {path} must be an .npz with arrays pose, shape, cam")
-        arrays = {k: torch.from_numpy(data[k].astype(np.float32)).reshape(-1) for k in ("pose", "shape", "cam")}
+    bad = [k for k in ("pose", "shape", "cam") if data[k].dtype.kind not in "iuf" or not np.isfinite(data[k]).all()]
+    if bad:
+        raise CliffError(f"mean parameters {path}: {', '.join(bad)} must hold finite real numbers")
+    arrays = {k: torch.from_numpy(data[k].astype(np.float32)).reshape(-1) for k in ("pose", "shape", "cam")}
     pose = arrays["pose"]
     if pose.numel() == NUM_JOINTS * 3:  # axis-angle
         pose = rotmat_to_rot6d(axis_angle_to_rotmat(pose.reshape(NUM_JOINTS, 3))).reshape(NPOSE)
@@ -192,7 +190,21 @@ def _describe(keys: list[str], what: str, limit: int = 3) -> str:
     return f"{len(keys)} {what} key{'s' if len(keys) != 1 else ''} ({shown})"
 
 
-def _check_keys(model: nn.Module, state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
+def state_dict_problem(state_dict: object) -> str | None:
+    """What makes `state_dict` unusable whatever the model: not a mapping, entries that are not
+    named tensors, or weights holding NaN or infinity (a diverged run's: every body would be NaN)."""
+    if not isinstance(state_dict, Mapping):
+        return f"a {type(state_dict).__name__}, not a state_dict"
+    odd = [str(k) for k, v in state_dict.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if odd:
+        return _describe(odd, "non-tensor")
+    non_finite = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if non_finite:
+        return _describe(non_finite, "NaN or infinite")
+    return None
+
+
+def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
     """Strict-load checks, reported as one readable CliffError line."""
     expected = model.state_dict()
     problems = []
@@ -230,6 +242,9 @@ def load_checkpoint(
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("model"), Mapping):
         raise CliffError(f"{path} is not a CLIFF checkpoint: expected a dict with a 'model' state_dict")
 
+    problem = state_dict_problem(ckpt["model"])
+    if problem:
+        raise CliffError(f"checkpoint {path}: {problem}")
     state_dict = _strip_module_prefix(ckpt["model"])
     config = ckpt.get("config") if isinstance(ckpt.get("config"), Mapping) else {}
     bbox_info = config.get("bbox_info", "official")
@@ -246,10 +261,10 @@ def load_checkpoint(
         raise CliffError(f"{path} holds a {file_backbone} checkpoint, not {backbone}")
 
     crop_height = config.get("crop_height", CROP_HEIGHT)
-    if not isinstance(crop_height, int) or crop_height < 4 or crop_height % 4:
-        raise CliffError(f"{path} has an invalid crop_height {crop_height!r}; expected a positive multiple of 4")
+    if not valid_crop_height(crop_height):
+        raise CliffError(f"{path} has an invalid crop_height {crop_height!r}; expected a multiple of 4 from 4 to {MAX_CROP_HEIGHT}")
     model = CLIFF(backbone, crop_height=crop_height)
-    _check_keys(model, state_dict, path)
+    check_state_dict(model, state_dict, path)
     model.load_state_dict(state_dict, strict=True)
     mode = ckpt.get("mode", "cliff")  # written by cliffhmr.train; official files are CLIFF
     return LoadedCheckpoint(model=model.to(device).eval(), backbone=backbone, bbox_info=bbox_info, mode=mode)
