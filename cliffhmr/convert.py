@@ -31,16 +31,35 @@ from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .errors import CliffError
 from .rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
 
+_ACTOR_KEYS = ("poses", "betas", "trans", "jointPositions", "campose_valid")
 _SEQUENCE_KEYS = ("poses", "betas", "trans", "jointPositions", "cam_poses", "cam_intrinsics", "campose_valid", "img_frame_ids", "genders")
 
 
 def _sequence(path: Path) -> dict:
+    """A sequence file's dict, its arrays checked against the shapes the conversion indexes by."""
     seq = load_pickle(path)
     if not isinstance(seq, dict):
         raise CliffError(f"{path}: not a 3DPW sequence file (expected a dict)")
     missing = [k for k in _SEQUENCE_KEYS if k not in seq]
     if missing:
         raise CliffError(f"{path}: not a 3DPW sequence file: missing {', '.join(missing)}")
+    if not isinstance(seq["genders"], list):
+        raise CliffError(f"{path}: not a 3DPW sequence file: genders must be a list, got {type(seq['genders']).__name__}")
+    actors = len(seq["genders"])
+    short = [k for k in _ACTOR_KEYS if not (isinstance(seq[k], list) and len(seq[k]) == actors)]
+    if short:
+        raise CliffError(f"{path}: not a 3DPW sequence file: {', '.join(short)} must be lists with one entry per gender")
+    n = len(seq["cam_poses"]) if isinstance(seq["cam_poses"], np.ndarray) and seq["cam_poses"].ndim else 0
+    checks = [("cam_poses", seq["cam_poses"], (n, 4, 4)), ("cam_intrinsics", seq["cam_intrinsics"], (3, 3)),
+              ("img_frame_ids", seq["img_frame_ids"], (n,))]  # fmt: skip
+    for p in range(actors):
+        checks += [("poses", seq["poses"][p], (n, 72)), ("trans", seq["trans"][p], (n, 3)),
+                   ("jointPositions", seq["jointPositions"][p], (n, 72)), ("campose_valid", seq["campose_valid"][p], (n,)),
+                   ("betas", seq["betas"][p], (max(10, getattr(seq["betas"][p], "size", 0)),))]  # fmt: skip
+    for key, value, shape in checks:
+        if not (isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "biuf"):
+            got = f"{value.shape} {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
+            raise CliffError(f"{path}: not a 3DPW sequence file: {key} must be real numbers of shape {shape}, got {got}")
     return seq
 
 
@@ -94,6 +113,8 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
             uv = cam_joints[..., :2] / cam_joints[..., 2:] * K[[0, 1], [0, 1]] + K[:2, 2]
             boxes = torch.from_numpy(np.concatenate((uv.min(1), uv.max(1)), 1))
             center, scale = box_to_center_scale(boxes, rescale=RESCALE_EVALUATION)
+            if not all(np.isfinite(v).all() for v in (center.numpy(), scale.numpy(), pose.numpy(), betas, transl)):
+                raise CliffError(f"{path}: actor {p}: NaN or infinite values in its frames with a valid camera pose")
 
             rows["imgname"] += [f"imageFiles/{name}/image_{frames[i]:05d}.jpg" for i in valid]
             rows["center"].append(center.numpy())

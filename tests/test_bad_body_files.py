@@ -174,3 +174,47 @@ def test_broken_smpl_pkl_is_refused_with_one_line(case, tmp_path, capsys):
     code, captured = run(["convert", "3dpw", "--root", tmp_path, "--smpl", tmp_path / "smpl", "--out", tmp_path / "out.npz"], capsys)
     assert_one_line_error(code, captured.err, "SMPL_MALE.pkl", expected)
     assert not (tmp_path / "out.npz").exists()
+
+
+def _sequence(**changes) -> dict:
+    """A valid one-actor, two-frame 3DPW sequence, with `changes` applied."""
+    rng = np.random.default_rng(0)
+    cam = np.tile(np.eye(4), (2, 1, 1))
+    cam[:, 2, 3] = 4.0
+    seq = {"genders": ["m"], "cam_poses": cam, "cam_intrinsics": np.array([[1960.0, 0, 540], [0, 1970.0, 960], [0, 0, 1]]),
+           "img_frame_ids": np.arange(2), "poses": [rng.normal(0, 0.2, (2, 72))], "betas": [np.zeros(10)],
+           "trans": [np.zeros((2, 3))], "jointPositions": [rng.normal(0, 0.3, (2, 72))], "campose_valid": [np.ones(2)]}  # fmt: skip
+    return {**seq, **changes}
+
+
+BROKEN_SEQUENCES = {
+    "fewer poses than actors": ({"poses": []}, "poses must be lists with one entry per gender"),
+    "poses of 69 numbers": ({"poses": [np.zeros((2, 69))]}, "poses must be real numbers of shape (2, 72), got (2, 69) float64"),
+    "poses as nested lists": ({"poses": [[[0.0] * 72] * 2]}, "poses must be real numbers of shape (2, 72), got list"),
+    "camera poses of strings": ({"cam_poses": np.full((2, 4, 4), "x")}, "cam_poses must be real numbers of shape (2, 4, 4)"),
+    "genders not a list": ({"genders": "mf"}, "genders must be a list, got str"),
+    "NaN translation": ({"trans": [np.full((2, 3), np.nan)]}, "actor 0: NaN or infinite values"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_SEQUENCES)
+def test_broken_3dpw_sequence_is_one_line(case, sequence_root, tmp_path, capsys):
+    changes, expected = BROKEN_SEQUENCES[case]
+    sequence = sequence_root / "sequenceFiles" / "test" / "broken.pkl"
+    sequence.write_bytes(pickle.dumps(_sequence(**changes), protocol=2))
+    try:
+        code, captured = run(["convert", "3dpw", "--root", sequence_root, "--smpl", sequence_root / "smpl", "--out", tmp_path / "x.npz"], capsys)
+    finally:
+        sequence.unlink()
+    assert_one_line_error(code, captured.err, "broken.pkl", expected)
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_the_valid_sequence_those_are_made_from_converts(sequence_root, tmp_path, capsys):
+    sequence = sequence_root / "sequenceFiles" / "test" / "fine.pkl"
+    sequence.write_bytes(pickle.dumps(_sequence(), protocol=2))
+    try:
+        code, _ = run(["convert", "3dpw", "--root", sequence_root, "--smpl", sequence_root / "smpl", "--out", tmp_path / "x.npz"], capsys)
+    finally:
+        sequence.unlink()
+    assert code == 0 and (tmp_path / "x.npz").is_file()
