@@ -218,3 +218,24 @@ def test_the_valid_sequence_those_are_made_from_converts(sequence_root, tmp_path
     finally:
         sequence.unlink()
     assert code == 0 and (tmp_path / "x.npz").is_file()
+
+
+BROKEN_SMPL_NPZ = {
+    "zero bytes": (b"", "not an .npz archive"),
+    "object array": (None, "array 'f' has dtype object"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_SMPL_NPZ)
+def test_broken_smpl_npz_is_refused_with_one_line(case, tmp_path, capsys):
+    content, expected = BROKEN_SMPL_NPZ[case]
+    (tmp_path / "smpl").mkdir()
+    path = tmp_path / "smpl" / "SMPL_MALE.npz"
+    if content is None:
+        np.savez(path, **{**random_smpl_arrays(V=300, F=500), "f": np.array([None], dtype=object)})
+    else:
+        path.write_bytes(content)
+    (tmp_path / "sequenceFiles" / "test").mkdir(parents=True)
+    (tmp_path / "sequenceFiles" / "test" / "a.pkl").write_bytes(pickle.dumps({}))
+    code, captured = run(["convert", "3dpw", "--root", tmp_path, "--smpl", tmp_path / "smpl", "--out", tmp_path / "out.npz"], capsys)
+    assert_one_line_error(code, captured.err, "SMPL_MALE.npz", expected)
