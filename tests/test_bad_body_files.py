@@ -239,3 +239,24 @@ def test_broken_smpl_npz_is_refused_with_one_line(case, tmp_path, capsys):
     (tmp_path / "sequenceFiles" / "test" / "a.pkl").write_bytes(pickle.dumps({}))
     code, captured = run(["convert", "3dpw", "--root", tmp_path, "--smpl", tmp_path / "smpl", "--out", tmp_path / "out.npz"], capsys)
     assert_one_line_error(code, captured.err, "SMPL_MALE.npz", expected)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "not a readable joint regressor file (EOFError"),
+    (b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (17, 6890), }" + b" " * 52 + b"\n",
+     "not a readable joint regressor file (ValueError"),  # a header promising data the file lacks
+    (None, "not a readable joint regressor file (ValueError: Object arrays"),
+    (np.full((17, 30), np.nan), "a joint regressor must be a finite real (K, V) array"),
+])  # fmt: skip
+def test_broken_joint_regressor_is_one_line(content, expected, tmp_path):
+    from cliffhmr.body import load_joint_regressor
+    from cliffhmr.errors import CliffError
+
+    path = tmp_path / "J_regressor_h36m.npy"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        np.save(path, np.array([{}, None], dtype=object) if content is None else content)
+    with pytest.raises(CliffError) as error:
+        load_joint_regressor(path)
+    assert expected in str(error.value) and "\n" not in str(error.value)
