@@ -66,20 +66,26 @@ def photo(tmp_path_factory):
     return d / "scene.png", d / "boxes.json"
 
 
-def run_in_subprocess(args, cwd):
-    """`python -m cliffhmr ARGS` in a child process, so that a crash (SIGSEGV) fails the test
-    instead of killing pytest -> CompletedProcess with text stdout/stderr."""
+def child_env() -> dict:
+    """The environment for a child Python process: it imports this checkout's cliffhmr, not
+    whatever copy the environment has installed, on one thread."""
     import os
-    import subprocess
-    import sys
 
     import cliffhmr
 
-    # The checkout under test, not whatever copy of cliffhmr the environment has installed.
     root = os.path.dirname(os.path.dirname(cliffhmr.__file__))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
+    path = os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+
+
+def run_in_subprocess(args, cwd):
+    """`python -m cliffhmr ARGS` in a child process, so that a crash (SIGSEGV) fails the test
+    instead of killing pytest -> CompletedProcess with text stdout/stderr."""
+    import subprocess
+    import sys
+
     cmd = [sys.executable, "-m", "cliffhmr", *map(str, args)]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=cwd, env=child_env(), capture_output=True, text=True, timeout=120)
 
 
 def assert_one_line_error(code, stderr, *expected):

@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run, run_in_subprocess
+from conftest import assert_one_line_error, child_env, run, run_in_subprocess
 from smpl_files import random_smpl_arrays, write_random_smpl_pkl
 
 
@@ -102,7 +102,8 @@ def test_crafted_pickles_are_refused_without_crashing(tmp_path):
     for i, (payload, _) in enumerate(PAYLOADS.values()):
         paths.append(tmp_path / f"payload{i}.pkl")
         paths[-1].write_bytes(payload)
-    done = subprocess.run([sys.executable, "-c", _LOAD_EACH, *map(str, paths)], capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-c", _LOAD_EACH, *map(str, paths)]
+    done = subprocess.run(cmd, cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"the loader died (code {done.returncode}):\n{done.stdout}{done.stderr}"
     lines = done.stdout.splitlines()
     assert len(lines) == len(PAYLOADS), done.stdout
