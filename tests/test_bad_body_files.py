@@ -63,6 +63,9 @@ _SHARED = b"(" + b"".join(
     [_ops(b"\0" * _BIG) + b"q\x01"] + [_array((_BIG // 8,), _dtype("f8"), b"h\x01") for _ in range(40)]
 ) + b"l"  # one buffer in the file, referenced by 40 arrays: 20x the file's size once rebuilt
 
+_ENCODED = b"(" + _ops("\0" * _BIG) + b"q\x01" + _call(_global("_codecs", "encode"), b"h\x01", _ops("latin1")) * 40 + b"l"
+_SETS = b"(" + _ops(list(range(_BIG // 2))) + b"q\x01" + _call(_global("builtins", "set"), b"h\x01") * 40 + b"l"
+
 PAYLOADS = {
     "object array": (_in_dict("v_template", _OBJECTS), "numpy dtype 'O8'"),
     "object array in a set": (_in_dict("f", _call(_global("builtins", "set"), _OBJECTS)), "not a readable pickle"),
@@ -75,12 +78,14 @@ PAYLOADS = {
     "sparse of 1e11 x 6890": (_in_dict("J_regressor", _csc({
         "data": _array((1,), _dtype("f8"), _ops(b"\0" * 8)), "indices": _array((1,), _dtype("i4"), _ops(b"\0" * 4)),
         "indptr": _array((6891,), _dtype("i8"), _ops(np.r_[0, np.ones(6890, np.int64)].tobytes())),
-        "_shape": _ops((10**11, 6890))})), "more bytes than the file could"),
+        "_shape": _ops((10**11, 6890))})), "more data than the file could"),
     "sparse index outside the matrix": (_in_dict("J_regressor", _csc({
         "data": _array((1,), _dtype("f8"), _ops(b"\0" * 8)), "indices": _array((1,), _dtype("i4"), _ops(np.int32([99]).tobytes())),
         "indptr": _array((2,), _dtype("i8"), _ops(np.int64([0, 1]).tobytes())), "_shape": _ops((5, 1))})), "an index outside"),
     "array larger than its data": (_in_dict("x", _array((10**6, 10**6), _dtype("f8"), _ops(b"\0" * 8))), "does not fit it"),
-    "one buffer shared by many arrays": (_file(_SHARED), "more bytes than the file could"),
+    "one buffer shared by many arrays": (_file(_SHARED), "more data than the file could"),
+    "one text made into bytes many times": (_file(_ENCODED), "more data than the file could"),
+    "one list made into sets many times": (_file(_SETS), "more data than the file could"),
     "lists nested 100000 deep": (_file(b"]" * 100_000 + b"a" * 99_999), "not a readable pickle"),
 }
 

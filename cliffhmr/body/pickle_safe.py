@@ -9,7 +9,9 @@ read, the stand-ins are rebuilt into plain numpy arrays from checked parts:
 - dtypes: only booleans, integers, floats, complex numbers and byte/unicode strings;
 - arrays: their bytes must be exactly shape x itemsize, and all arrays together (dense forms of
   sparse matrices included) may hold at most twice the file's size, so a few bytes can never ask
-  for gigabytes (a shared buffer referenced many times would otherwise multiply);
+  for gigabytes. A pickle can refer to one object many times, so everything that copies what it
+  is given (arrays from a buffer, and while unpickling: bytes from text, sets from lists) spends
+  from that one budget;
 - scipy CSC/CSR matrices: indptr monotone from 0, indices inside the matrix, sizes consistent;
 - chumpy's `Ch`: its array under "x".
 Anything else is refused with a CliffError naming the file.
@@ -168,12 +170,36 @@ for _fmt, _cls in (("csc", _CSC), ("csr", _CSR)):
         _ALLOWED[(_module, f"{_fmt}_array")] = _cls
 
 
+class _Budget:
+    """Bytes (or set items) a file may still make its loader copy."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def spend(self, n: int) -> None:
+        if n > self.left:
+            raise _Invalid("it holds more data than the file could (more than twice its size)")
+        self.left -= n
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: Any, budget: _Budget) -> None:
+        super().__init__(file, encoding="latin1")
+        self.budget = budget
+
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return _ALLOWED[(module, name)]
+            found = _ALLOWED[(module, name)]
         except KeyError:
             raise _Refused(f"{module}.{name}") from None
+        if found in (set, frozenset, _latin1_encode):
+            return lambda *args: self._copy(found, *args)
+        return found
+
+    def _copy(self, func: Any, *args: Any) -> Any:
+        """`func(*args)`, its first argument's length spent from the budget."""
+        self.budget.spend(len(args[0]) if args and hasattr(args[0], "__len__") else 0)
+        return func(*args)
 
 
 def load_pickle(path: str | Path) -> Any:
@@ -182,9 +208,9 @@ def load_pickle(path: str | Path) -> Any:
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            loaded = _RestrictedUnpickler(f, encoding="latin1").load()
-            size = os.fstat(f.fileno()).st_size
-        return _Rebuild(budget=2 * size).value(loaded)
+            budget = _Budget(2 * os.fstat(f.fileno()).st_size)
+            loaded = _RestrictedUnpickler(f, budget).load()
+        return _Rebuild(budget).value(loaded)
     except _Refused as e:
         raise CliffError(
             f"{path}: refusing to unpickle {e}: only numpy arrays, scipy sparse matrices and chumpy arrays are allowed"
@@ -201,7 +227,7 @@ class _Rebuild:
     """Turns the unpickled stand-ins into numpy arrays, each object once (a pickle may share an
     object between many places, or nest one in itself), within a budget of bytes."""
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: _Budget) -> None:
         self.budget = budget
         self.done: dict[int, Any] = {}
 
@@ -241,11 +267,6 @@ class _Rebuild:
             return self._dense(obj.format, self.value(obj.state))
         raise _Invalid(f"an unexpected {kind.__name__} object")
 
-    def _spend(self, nbytes: int) -> None:
-        if nbytes > self.budget:
-            raise _Invalid("its arrays hold more bytes than the file could (more than twice its size)")
-        self.budget -= nbytes
-
     def _array(self, state: Any) -> np.ndarray:
         """An array from (shape, dtype, fortran, bytes), its size matching the bytes exactly."""
         if not (isinstance(state, tuple) and len(state) == 4 and isinstance(state[1], _Dtype)):
@@ -257,7 +278,7 @@ class _Rebuild:
             raise _Invalid(f"a numpy array of shape {shape!r}")
         if not isinstance(data, (bytes, bytearray)) or math.prod(shape) * dtype.itemsize != len(data):
             raise _Invalid(f"a numpy array of shape {shape} and dtype {dtype} whose data does not fit it")
-        self._spend(len(data))
+        self.budget.spend(len(data))
         flat = np.frombuffer(data, dtype=dtype) if data else np.empty(0, dtype)
         return flat.reshape(shape, order="F" if fortran else "C").copy()
 
@@ -274,7 +295,7 @@ class _Rebuild:
         problem = _sparse_problem(data, indices, indptr, n_major, n_minor)
         if problem:
             raise _Invalid(f"an inconsistent {fmt} matrix of shape {shape}: {problem}")
-        self._spend(n_major * n_minor * data.dtype.itemsize)
+        self.budget.spend(n_major * n_minor * data.dtype.itemsize)
         major = np.repeat(np.arange(n_major), np.diff(indptr))
         dense = np.zeros((n_major, n_minor), dtype=data.dtype)
         np.add.at(dense, (major, indices), data)  # duplicate entries add up, as in scipy
