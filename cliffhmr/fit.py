@@ -36,7 +36,7 @@ class FitConfig:
     robust_sigma: float = 0.1  # Geman-McClure scale, in person heights, reached after annealing
     robust_sigma_start: float = 1.0  # wide at first so large initial errors still pull
     min_confidence: float = 0.2  # keypoints below this are ignored
-    w_prior: float = 2e-3  # the learned pose prior's -log density (bodies with one)
+    w_prior: float = 1e-3  # the learned pose prior's -log density (bodies with one)
     w_limits: float = 10.0  # squared radians outside the joint limits (then projected back), and the shape outside its range
     w_pose: float = 0.01  # L2 on axis-angles: the only pose prior of bodies without a learned one (SMPL)
     w_torso_pose: float = 0.1  # spine, neck, clavicles held straight, in proportion to `missing` (a person cut at the waist stays upright)
