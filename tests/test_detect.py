@@ -88,8 +88,7 @@ def test_two_people_side_by_side(detector):
     img, left, right = two_people()
     boxes = detector(img)
     check_contract(boxes, img)
-    # The two people come first (a small false positive in the flags, if any, is sorted after them).
-    assert 2 <= len(boxes) <= 3
+    assert len(boxes) == 2
     assert max(iou(b[:4], left) for b in boxes[:2]) > 0.7
     assert max(iou(b[:4], right) for b in boxes[:2]) > 0.7
     # one box per person, not one box over both
@@ -141,17 +140,16 @@ def test_missing_model_names_file(tmp_path):
 
 @pytest.mark.parametrize("name", ["astronaut.jpg", "grace_hopper.jpg", "two_people.jpg"])
 def test_bundled_photos_every_person_within_iou_07_of_the_fixture(detector, name):
-    """The default detector finds the people drawn by eye in the fixture, each box close, and they
-    come first. The one false positive of the real fixture is in two_people.jpg (a patch of the
-    flag behind Grace Hopper, score 0.37): it must stay the last, least prominent box."""
+    """The default detector finds exactly the people drawn by eye in the fixture, each box close."""
     entry = fixture_entries()[f"examples/{name}"]
     img = load(name)
     boxes = detector(img)
     check_contract(boxes, img)
-    n = len(entry["people"])
-    assert n <= len(boxes) <= n + (name == "two_people.jpg")
+    assert len(boxes) == len(entry["people"])
     for truth in entry["people"]:
-        assert max(iou(b[:4], truth) for b in boxes[:n]) > 0.7
+        assert max(iou(b[:4], truth) for b in boxes) > 0.7
+    if name == "two_people.jpg":  # why the threshold is 0.4: at 0.35 a patch of the flag is a third
+        assert len(PersonDetector(score_threshold=0.35)(img)) == 3
 
 
 # Portrait lab frames the previous detector (SSDLite) found nobody in; the people in them are

@@ -48,7 +48,7 @@ def test_real_set_both_detectors_side_by_side(bench, tmp_path):
     assert old["people"] == new["people"] == 52 and new["images"] == 29
     # What the switch of default detector rests on (benchmarks/results/detection.md).
     assert new["recall"] >= 0.9 > 0.5 > old["recall"]
-    assert new["fp_per_image"] <= 0.1
+    assert new["fp_per_image"] <= 0.1 and new["false_positives"] == 0
     assert set(report["timing"]) == {"ssdlite", "nanodet"}
     md = (tmp_path / "detection.md").read_text()
     assert "| real (29 images, 52 people) | recall |" in md and "p2s_single_cam02_f050.jpg" in md
