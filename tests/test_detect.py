@@ -215,3 +215,21 @@ def test_previous_detector_still_selectable():
     assert len(boxes) == 1 and iou(boxes[0, :4], ASTRONAUT_REGION) > 0.75
     with pytest.raises(CliffError, match="unknown detector"):
         PersonDetector(kind="yolo")
+
+
+def test_command_line_chooses_the_detector(monkeypatch):
+    """`--detector ssdlite` reaches the pipeline's config, which builds that detector (lazily)."""
+    import cliffhmr.pipeline as pipeline
+    from cliffhmr import cli
+
+    made = {}
+    Predictor = pipeline.Predictor
+    monkeypatch.setattr(pipeline, "Predictor", lambda config: made.setdefault("config", config))
+    for argv, kind in ((["predict", "examples", "--out", "o"], "nanodet"),
+                       (["annotate", "examples", "--out", "o.npz", "--detector", "ssdlite"], "ssdlite")):
+        made.clear()
+        cli._predictor(cli.build_parser().parse_args(argv), refine=False)
+        assert made["config"].detector == kind and made["config"].detection_threshold is None
+    predictor = Predictor.__new__(Predictor)  # its detector property alone, without loading a body model
+    predictor.config, predictor._detector = made["config"], None
+    assert predictor.detector.kind == "ssdlite" and predictor.detector.score_threshold == 0.5
