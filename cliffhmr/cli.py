@@ -51,6 +51,8 @@ def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--backbone", choices=["res50", "hr48"], help="check the checkpoint holds this backbone (default: detect)")
     p.add_argument("--smpl", help="SMPL model file (.pkl/.npz) or folder; default body model: Anny")
     p.add_argument("--boxes", help='JSON {"image.jpg": [[x1, y1, x2, y2, score], ...]}; default: detect people')
+    p.add_argument("--detector", choices=["nanodet", "ssdlite"], default="nanodet",
+                   help="person detector when no --boxes are given (default: nanodet; ssdlite: the previous one)")
     p.add_argument("--keypoints", help="2D keypoints instead of BlazePose's: a COCO-format JSON (results or annotations, "
                    "any number of images), or OpenPose JSON (single image)")  # fmt: skip
     cam = p.add_mutually_exclusive_group()
@@ -167,7 +169,7 @@ def _predictor(args, refine: bool):
     iterations = {} if args.fit_iterations is None else {"fit_iterations": args.fit_iterations}
     config = PredictorConfig(
         checkpoint=args.checkpoint, backbone=args.backbone, body_model=args.smpl,
-        refine=refine, device=args.device, **iterations,
+        detector=args.detector, refine=refine, device=args.device, **iterations,
     )  # fmt: skip
     return Predictor(config)
 

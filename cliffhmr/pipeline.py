@@ -62,7 +62,8 @@ class PredictorConfig:
     backbone: str | None = None
     body_model: str | None = None  # None -> Anny; a path -> SMPL
     rescale: float = crop.RESCALE_INFERENCE
-    detection_threshold: float = 0.5
+    detector: str = "nanodet"  # cliffhmr.detect kind: "nanodet" or the previous "ssdlite"
+    detection_threshold: float | None = None  # None: the detector's own default
     fit_iterations: int = FitConfig.iterations  # at most: the fit stops once converged
     refine: bool = False  # with a checkpoint: fit the network's estimate to 2D keypoints in the full frame
     device: str = "cpu"
@@ -118,7 +119,7 @@ class Predictor:
         if self._detector is None:
             from .detect import PersonDetector
 
-            self._detector = PersonDetector(score_threshold=self.config.detection_threshold)
+            self._detector = PersonDetector(score_threshold=self.config.detection_threshold, kind=self.config.detector)
         return self._detector
 
     @property

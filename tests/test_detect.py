@@ -1,15 +1,19 @@
-"""Person detector (SSDLite-MobileNetV2, ONNX) on public-domain photos shipped in examples/."""
+"""Person detectors (NanoDet default, SSDLite previous; ONNX) on the bundled photos and on real
+frames of the detection fixture (benchmarks/fixtures/detection/)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from cliffhmr.detect import DEFAULT_DETECTOR, PersonDetector, as_rgb_uint8, nms
+from cliffhmr.detect import DEFAULT_DETECTOR, DETECTORS, PersonDetector, as_rgb_uint8, nms, sort_people
 from cliffhmr.errors import CliffError
 
-DATA = Path(__file__).parent.parent / "examples"
+ROOT = Path(__file__).parent.parent
+DATA = ROOT / "examples"
+FIXTURE = ROOT / "benchmarks" / "fixtures" / "detection"
 
 # Person regions read off the images by eye (see examples/README.md).
 ASTRONAUT_REGION = np.array([15, 15, 365, 512], float)
@@ -45,15 +49,22 @@ def detector():
 def check_contract(boxes: np.ndarray, image: np.ndarray):
     h, w = image.shape[:2]
     assert boxes.dtype == np.float32 and boxes.ndim == 2 and boxes.shape[1] == 5
-    assert np.all(np.diff(boxes[:, 4]) <= 0), "sorted by descending score"
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    assert np.all(np.diff(boxes[:, 4] * np.sqrt(area)) <= 1e-3), "sorted by score x sqrt(area), descending"
     assert np.all(boxes[:, 0] >= 0) and np.all(boxes[:, 2] <= w)
     assert np.all(boxes[:, 1] >= 0) and np.all(boxes[:, 3] <= h)
     assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
 
 
-def test_model_asset_present():
-    assert DEFAULT_DETECTOR.is_file()
-    assert DEFAULT_DETECTOR.stat().st_size < 10 * 2**20
+def fixture_entries() -> dict:
+    return {e["file"]: e for e in json.loads((FIXTURE / "boxes.json").read_text())["images"]}
+
+
+def test_model_assets_present():
+    assert DEFAULT_DETECTOR == DETECTORS["nanodet"]
+    for path in DETECTORS.values():
+        assert path.is_file()
+        assert path.stat().st_size < 10 * 2**20
 
 
 def test_astronaut_one_person(detector):
@@ -73,16 +84,15 @@ def test_grace_hopper_one_person(detector):
     assert iou(boxes[0, :4], HOPPER_REGION) > 0.75
 
 
-def test_two_people_side_by_side():
+def test_two_people_side_by_side(detector):
     img, left, right = two_people()
-    boxes = PersonDetector(score_threshold=0.3)(img)
+    boxes = detector(img)
     check_contract(boxes, img)
     assert len(boxes) == 2
-    best_left = max(iou(b[:4], left) for b in boxes)
-    best_right = max(iou(b[:4], right) for b in boxes)
-    assert best_left > 0.7 and best_right > 0.7
+    assert max(iou(b[:4], left) for b in boxes[:2]) > 0.7
+    assert max(iou(b[:4], right) for b in boxes[:2]) > 0.7
     # one box per person, not one box over both
-    centres = np.sort((boxes[:, 0] + boxes[:, 2]) / 2)
+    centres = np.sort((boxes[:2, 0] + boxes[:2, 2]) / 2)
     assert centres[0] < 512 < centres[1]
 
 
@@ -126,3 +136,100 @@ def test_missing_model_names_file(tmp_path):
     det = PersonDetector(model_path=str(missing))  # lazy: nothing loaded yet
     with pytest.raises(CliffError, match="nope.onnx"):
         det(np.zeros((8, 8, 3), np.uint8))
+
+
+@pytest.mark.parametrize("name", ["astronaut.jpg", "grace_hopper.jpg", "two_people.jpg"])
+def test_bundled_photos_every_person_within_iou_07_of_the_fixture(detector, name):
+    """The default detector finds exactly the people drawn by eye in the fixture, each box close."""
+    entry = fixture_entries()[f"examples/{name}"]
+    img = load(name)
+    boxes = detector(img)
+    check_contract(boxes, img)
+    assert len(boxes) == len(entry["people"])
+    for truth in entry["people"]:
+        assert max(iou(b[:4], truth) for b in boxes) > 0.7
+    if name == "two_people.jpg":  # why the threshold is 0.4: at 0.35 a patch of the flag is a third
+        assert len(PersonDetector(score_threshold=0.35)(img)) == 3
+
+
+# Portrait lab frames the previous detector (SSDLite) found nobody in; the people in them are
+# a man seen from behind, and a man with a bystander at the back of the room.
+PORTRAIT_FRAMES = ["p2s_single_cam02_f050.jpg", "p2s_single_cam03_f090.jpg", "p2s_single_cam04_f010.jpg"]
+
+
+@pytest.mark.parametrize("name", PORTRAIT_FRAMES)
+def test_portrait_frames_the_old_detector_missed(detector, name):
+    entry = fixture_entries()[f"benchmarks/fixtures/detection/{name}"]
+    img = np.asarray(Image.open(FIXTURE / name).convert("RGB"))
+    assert img.shape[0] > img.shape[1]  # portrait
+    boxes = detector(img)
+    check_contract(boxes, img)
+    for truth in entry["people"]:
+        assert max(iou(b[:4], truth) for b in boxes) >= 0.5, truth
+    assert len(boxes) == len(entry["people"])  # and nothing else (no false positive)
+    assert len(PersonDetector(kind="ssdlite")(img)) == 0  # why these frames are here
+
+
+def test_people_sorted_by_prominence_and_all_kept(detector):
+    """Three people: the woman in front first, the man, then the small bystander at the wall."""
+    name = "benchmarks/fixtures/detection/p2s_multi_cam01_f020.jpg"
+    img = np.asarray(Image.open(ROOT / name).convert("RGB"))
+    truth = fixture_entries()[name]["people"]  # bystander, man, woman in front
+    boxes = detector(img)
+    assert len(boxes) == 3
+    order = [int(np.argmax([iou(b[:4], t) for t in truth])) for b in boxes]
+    assert order == [2, 1, 0]
+
+
+def test_sort_people_rule():
+    boxes = np.array(
+        [
+            [0, 0, 10, 20, 0.9],  # small, confident: 0.9 * sqrt(200) = 12.7
+            [0, 0, 100, 200, 0.4],  # large, doubtful: 0.4 * sqrt(20000) = 56.6
+            [0, 0, 50, 100, 0.9],  # medium, confident: 0.9 * sqrt(5000) = 63.6
+        ],
+        np.float32,
+    )
+    out = sort_people(boxes)
+    assert out[:, 4].tolist() == pytest.approx([0.9, 0.4, 0.9])
+    assert out[:, 2].tolist() == [50, 100, 10]
+    assert len(sort_people(np.zeros((0, 5), np.float32))) == 0
+
+
+def test_mirrored_image_gives_mirrored_boxes(detector):
+    """Decoding is symmetric (cell centres, row-major cells, letterbox): flip the photo, flip the boxes."""
+    img = np.asarray(Image.open(FIXTURE / "p2s_multi_cam02_f020.jpg").convert("RGB"))
+    w = img.shape[1]
+    a = detector(img)
+    b = detector(np.ascontiguousarray(img[:, ::-1]))
+    assert len(a) == len(b) >= 2
+    mirrored = np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], 1)
+    for box in a:
+        assert max(iou(box[:4], m) for m in mirrored) > 0.85
+
+
+def test_previous_detector_still_selectable():
+    det = PersonDetector(kind="ssdlite")
+    assert det.model_path == DETECTORS["ssdlite"] and det.score_threshold == 0.5
+    boxes = det(load("astronaut.jpg"))
+    assert len(boxes) == 1 and iou(boxes[0, :4], ASTRONAUT_REGION) > 0.75
+    with pytest.raises(CliffError, match="unknown detector"):
+        PersonDetector(kind="yolo")
+
+
+def test_command_line_chooses_the_detector(monkeypatch):
+    """`--detector ssdlite` reaches the pipeline's config, which builds that detector (lazily)."""
+    import cliffhmr.pipeline as pipeline
+    from cliffhmr import cli
+
+    made = {}
+    Predictor = pipeline.Predictor
+    monkeypatch.setattr(pipeline, "Predictor", lambda config: made.setdefault("config", config))
+    for argv, kind in ((["predict", "examples", "--out", "o"], "nanodet"),
+                       (["annotate", "examples", "--out", "o.npz", "--detector", "ssdlite"], "ssdlite")):
+        made.clear()
+        cli._predictor(cli.build_parser().parse_args(argv), refine=False)
+        assert made["config"].detector == kind and made["config"].detection_threshold is None
+    predictor = Predictor.__new__(Predictor)  # its detector property alone, without loading a body model
+    predictor.config, predictor._detector = made["config"], None
+    assert predictor.detector.kind == "ssdlite" and predictor.detector.score_threshold == 0.5
