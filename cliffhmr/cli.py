@@ -93,9 +93,11 @@ def _run(argv: list[str]) -> int:
 
 
 def predict_command(args) -> int:
+    from .atomic import check_output_dir
     from .image import output_stems
     from .outputs import write_outputs
 
+    check_output_dir(args.out)  # before any work: a file in the way or a read-only place
     images, boxes, keypoints = _inputs(args)
     stems = dict(zip(images, output_stems(images)))
     for path, stem in stems.items():
@@ -174,7 +176,8 @@ def _predictor(args, refine: bool):
 
 def _each_image(args, images, boxes, keypoints, predictor, step, desc: str) -> list:
     """Predict every image and hand its result to `step` (which returns a line to print). An image
-    that fails (prediction or step) gets one error line and the others go on; returns the failed."""
+    that fails gets one error line and the others go on; returns the failed. A `step` that fails
+    (a full disk) stops the run: the next images would fail the same way."""
     from tqdm import tqdm
 
     from .image import boxes_for
@@ -186,12 +189,11 @@ def _each_image(args, images, boxes, keypoints, predictor, step, desc: str) -> l
                 path, boxes=boxes_for(boxes, path) if boxes is not None else None, intrinsics=args.intrinsics,
                 focal=args.focal, keypoints=keypoints(path), keypoints_source=str(args.keypoints),
             )  # fmt: skip
-            line = step(path, result)
         except CliffError as e:
             failed.append(path)
             tqdm.write(f"cliffhmr: error: {e}", file=sys.stderr)
             continue
-        tqdm.write(line)
+        tqdm.write(step(path, result))
         if getattr(args, "profile", False):
             tqdm.write("  " + "  ".join(f"{k}: {v * 1000:.0f} ms" for k, v in result.timings.items()))
     return failed

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import write_npz_atomic
+from .atomic import check_output_file, write_npz_atomic
 from .body.pickle_safe import load_pickle
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .errors import CliffError
@@ -77,7 +77,7 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
     """
     from .train import load_smpl
 
-    root, out = Path(root), Path(out)
+    root, out = Path(root), check_output_file(out)  # before any work: a folder or a read-only place
     files = sorted((root / "sequenceFiles" / split).glob("*.pkl"))
     if not files:
         raise CliffError(f"no 3DPW sequence files under {root / 'sequenceFiles' / split}")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .atomic import write_bytes_atomic, write_text_atomic
+from .atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
 from .camera import bbox_info, perspective_project
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .data import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
@@ -208,6 +208,7 @@ def evaluate(s: EvalSettings) -> dict:
         raise CliffError(f"dataset root not found: {root}")
     npz = Path(s.npz) if s.npz else root / DATASETS[s.dataset]
     device = resolve_device(s.device)
+    out_dir = check_output_dir(s.out) if s.out else None  # before any work: a file in the way, read-only
 
     loaded = load_checkpoint(s.checkpoint, device=device)
     model = loaded.model
@@ -253,11 +254,11 @@ def evaluate(s: EvalSettings) -> dict:
             off_center[idx] = torch.rad2deg(torch.atan(offset)).cpu().numpy()
 
     results = _summarise(s, npz, ann, per, off_center, box_source, mode, loaded.bbox_info, skeleton, bodies)
-    if s.out:
-        out_dir = Path(s.out)
-        save_json(out_dir / f"{s.dataset}_results.json", results)
-        write_text_atomic(out_dir / f"{s.dataset}_results.md", results_markdown(results))
-        write_bytes_atomic(out_dir / f"{s.dataset}_per_sample.npz", _per_sample_npz(ann.imgname, off_center, per))
+    if out_dir is not None:
+        with all_or_none():  # the three files of one evaluation, never two of this run and one of an older
+            save_json(out_dir / f"{s.dataset}_results.json", results)
+            write_text_atomic(out_dir / f"{s.dataset}_results.md", results_markdown(results))
+            write_bytes_atomic(out_dir / f"{s.dataset}_per_sample.npz", _per_sample_npz(ann.imgname, off_center, per))
     return results
 
 

@@ -31,7 +31,7 @@ import torch.distributed as dist
 import yaml
 from torch.utils.data import DataLoader
 
-from .atomic import write_text_atomic
+from .atomic import check_output_dir, write_errors, write_text_atomic
 from .data import SMPL_NUM_BETAS, SMPL_NUM_JOINTS, AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
 from .device import resolve_device
 from .errors import CliffError
@@ -377,7 +377,7 @@ def train(cfg: Config) -> TrainResult:
     """Run (or resume) one training run; every process of a torchrun launch calls this."""
     info = setup_distributed(cfg.train.device)
     run = cfg.train
-    out = Path(run.out_dir)
+    out = check_output_dir(run.out_dir) if info.main else Path(run.out_dir)  # before any work: a file in the way, read-only
     torch.manual_seed(run.seed * 1000 + info.rank)
 
     model = build_model(cfg.model, info.device)
@@ -415,7 +415,6 @@ def train(cfg: Config) -> TrainResult:
         generator=torch.Generator().manual_seed(run.seed),  # keeps the loader off the global RNG (dropout's)
     )
     if info.main:
-        out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
         _truncate_log(out / "log.jsonl", step)
     writer = _tensorboard(out / "tb") if (info.main and run.tensorboard) else None
@@ -558,7 +557,7 @@ def _truncate_log(path: Path, step: int) -> None:
 def _log(out: Path, step: int, loss: float, parts: dict, lr: float, grad_norm: float, writer, run: RunConfig) -> None:
     record = {"step": step, "loss": loss, **{k: v.item() for k, v in parts.items()}, "lr": lr, "grad_norm": grad_norm,
               "time": time.time()}
-    with open(out / "log.jsonl", "a") as f:
+    with write_errors(out / "log.jsonl"), open(out / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     if writer is not None and (step % run.log_every == 0 or step == run.steps):
         for k, v in record.items():
