@@ -28,6 +28,17 @@ FILM_35MM_DIAGONAL_MM = math.hypot(36.0, 24.0)
 FOCAL_35MM_RANGE = (8.0, 2500.0)
 
 
+def check_focal(focal) -> float:
+    """A focal length a user gives (--focal, the API's `focal`) as a float: a finite number > 0."""
+    try:
+        value = float(focal)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise CliffError(f"focal length must be a finite number > 0 (pixels), got {focal!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Intrinsics:
     """Pinhole intrinsics in pixels."""

@@ -12,6 +12,20 @@ import warnings
 from .errors import CliffError
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its mistakes (a missing or misspelt argument, `--focal abc`) as the project's
+    one line and exit code 2; argparse itself prints its usage too."""
+
+    def error(self, message: str):
+        raise CliffError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _parse_focal(text: str) -> float:
+    from .camera import check_focal  # here: torch loads with it, and --help need not wait
+
+    return check_focal(text)
+
+
 def _parse_intrinsics(text: str):
     from .camera import Intrinsics
 
@@ -23,7 +37,7 @@ def _parse_intrinsics(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cliffhmr", description="3D human meshes placed in the full camera frame (CLIFF).")
+    parser = ArgumentParser(prog="cliffhmr", description="3D human meshes placed in the full camera frame (CLIFF).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("predict", help="people in photos -> body meshes, parameters, overlays")
@@ -54,7 +68,7 @@ def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--keypoints", help="2D keypoints instead of BlazePose's: a COCO-format JSON (results or annotations, "
                    "any number of images), or OpenPose JSON (single image)")  # fmt: skip
     cam = p.add_mutually_exclusive_group()
-    cam.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else the image diagonal)")
+    cam.add_argument("--focal", type=_parse_focal, help="focal length in pixels (default: EXIF, else the image diagonal)")
     cam.add_argument("--intrinsics", type=_parse_intrinsics, help="fx,fy,cx,cy in pixels")
     p.add_argument("--fit-iterations", type=int, default=None,
                    help="most optimisation steps of the full-frame fit (it stops earlier once converged)")
@@ -119,6 +133,8 @@ def predict_command(args) -> int:
 def annotate_command(args) -> int:
     from .annotate import check_output, concat_rows, dataset_root, result_rows, write_dataset
 
+    if not 0 <= args.min_quality <= 1:  # NaN too: no row would pass
+        raise CliffError(f"--min-quality must be between 0 and 1, got {args.min_quality:g}")
     out = check_output(args.out)
     images, boxes, keypoints = _inputs(args)
     root = dataset_root(args.input)
@@ -164,8 +180,6 @@ def _inputs(args):
 def _predictor(args, refine: bool):
     from .pipeline import Predictor, PredictorConfig
 
-    if args.fit_iterations is not None and args.fit_iterations < 0:
-        raise CliffError("--fit-iterations must be >= 0")
     iterations = {} if args.fit_iterations is None else {"fit_iterations": args.fit_iterations}
     config = PredictorConfig(
         checkpoint=args.checkpoint, backbone=args.backbone, body_model=args.smpl,

@@ -16,7 +16,6 @@ Protocol (as the paper reports its numbers; see docs/training.md):
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import os
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from .atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
 from .camera import bbox_info, perspective_project
+from .cli import ArgumentParser
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .data import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
 from .device import resolve_device
@@ -179,6 +179,16 @@ class EvalSettings:
     workers: int = 2
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise CliffError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if not self.smpl:
+            raise CliffError("the CLIFF network predicts SMPL parameters: pass --smpl PATH")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise CliffError(f"batch size must be a whole number >= 1, got {self.batch_size!r}")
+        if not (isinstance(self.workers, int) and self.workers >= 0):
+            raise CliffError(f"workers must be a whole number >= 0, got {self.workers!r}")
+
 
 def _gendered_bodies(smpl: str, device) -> dict[str, object]:
     """'n': the model the prediction drives; 'm' / 'f' too when `smpl` is a folder holding
@@ -199,10 +209,6 @@ def evaluate(s: EvalSettings) -> dict:
     """Run the protocol; returns the results dict (also written to --out as JSON + markdown)."""
     from .models import load_checkpoint
 
-    if s.dataset not in DATASETS:
-        raise CliffError(f"unknown dataset {s.dataset!r}; choose one of {', '.join(DATASETS)}")
-    if not s.smpl:
-        raise CliffError("the CLIFF network predicts SMPL parameters: pass --smpl PATH")
     root = Path(s.root)
     if not root.is_dir():
         raise CliffError(f"dataset root not found: {root}")
@@ -368,7 +374,7 @@ def results_markdown(r: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="cliffhmr eval", description="Evaluate a CLIFF checkpoint (see docs/training.md).")
+    p = ArgumentParser(prog="cliffhmr eval", description="Evaluate a CLIFF checkpoint (see docs/training.md).")
     p.add_argument("--checkpoint", required=True, help="official CLIFF checkpoint or one of ours")
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     p.add_argument("--root", required=True, help="dataset folder: images, and the annotation npz unless --npz")

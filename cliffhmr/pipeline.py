@@ -7,6 +7,8 @@ image -> person boxes -> crops and camera -> (CLIFF network | keypoints + regres
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,6 +68,19 @@ class PredictorConfig:
     fit_iterations: int = FitConfig.iterations  # at most: the fit stops once converged
     refine: bool = False  # with a checkpoint: fit the network's estimate to 2D keypoints in the full frame
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        # The one check of these settings, for the CLI's flags and the API alike.
+        if not (_is_number(self.rescale) and math.isfinite(self.rescale) and self.rescale > 0):
+            raise CliffError(f"rescale must be a finite number > 0, got {self.rescale!r}")
+        if not (_is_number(self.detection_threshold) and 0 <= self.detection_threshold <= 1):
+            raise CliffError(f"detection threshold must be between 0 and 1, got {self.detection_threshold!r}")
+        if not (isinstance(self.fit_iterations, numbers.Integral) and self.fit_iterations >= 0):
+            raise CliffError(f"fit iterations must be a whole number >= 0, got {self.fit_iterations!r}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @contextmanager
@@ -249,9 +264,7 @@ def _choose_intrinsics(image: LoadedImage, intrinsics, focal) -> camera.Intrinsi
     if intrinsics is not None:
         return intrinsics
     if focal is not None:
-        if not focal > 0:
-            raise CliffError(f"focal length must be positive, got {focal}")
-        return camera.Intrinsics.from_focal(focal, w, h)
+        return camera.Intrinsics.from_focal(camera.check_focal(focal), w, h)
     if image.focal_35mm is not None:
         return camera.Intrinsics.from_35mm(image.focal_35mm, w, h)
     return camera.Intrinsics.default(w, h)
