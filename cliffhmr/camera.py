@@ -35,7 +35,7 @@ def check_focal(focal) -> float:
     except (TypeError, ValueError):
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise CliffError(f"focal length must be a finite number > 0 (pixels), got {focal!r}")
+        raise CliffError(f"focal length must be a finite number > 0 (pixels), got {focal}")  # not repr: --focal's text and the API's number read alike
     return value
 
 

@@ -113,6 +113,8 @@ class Predictor:
     """Loads every model once; `__call__` handles one image."""
 
     def __init__(self, config: PredictorConfig | None = None):
+        if config is not None and not isinstance(config, PredictorConfig):
+            raise CliffError(f"Predictor takes a PredictorConfig, got {type(config).__name__}")
         self.config = config or PredictorConfig()
         cfg = self.config
         self.device = resolve_device(cfg.device)
@@ -262,6 +264,8 @@ class Predictor:
 def _choose_intrinsics(image: LoadedImage, intrinsics, focal) -> camera.Intrinsics:
     w, h = image.width, image.height
     if intrinsics is not None:
+        if not isinstance(intrinsics, camera.Intrinsics):
+            raise CliffError(f"intrinsics must be a camera.Intrinsics(fx, fy, cx, cy), got {type(intrinsics).__name__}")
         return intrinsics
     if focal is not None:
         return camera.Intrinsics.from_focal(camera.check_focal(focal), w, h)
@@ -272,7 +276,10 @@ def _choose_intrinsics(image: LoadedImage, intrinsics, focal) -> camera.Intrinsi
 
 def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
     """User keypoints (N, 17, 3) that plausibly belong to this image, or a CliffError naming `source`."""
-    kp = np.asarray(keypoints, dtype=np.float32)
+    try:
+        kp = np.asarray(keypoints, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CliffError(f"{source}: keypoints must be numbers, (N, 17, 3) x, y, confidence") from None
     if kp.ndim != 3 or kp.shape[1:] != (17, 3):
         raise CliffError(f"{source}: expected COCO-17 keypoints of shape (N, 17, 3), got {kp.shape}")
     if len(kp) == 0:  # the file lists nobody in this image
