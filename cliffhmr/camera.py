@@ -26,16 +26,19 @@ OFFICIAL_SIZE_STD = 0.06
 FILM_35MM_DIAGONAL_MM = math.hypot(36.0, 24.0)
 # 35 mm-equivalent focal lengths a real camera has: a 139 to a 1 degree diagonal field of view.
 FOCAL_35MM_RANGE = (8.0, 2500.0)
+# Largest camera value in pixels taken from a user: a 0.08 degree view of a 100-megapixel photo,
+# narrower than any lens; far larger ones (1e154) overflow the float32 depths computed from them.
+MAX_CAMERA_PIXELS = 1e7
 
 
 def check_focal(focal) -> float:
-    """A focal length a user gives (--focal, the API's `focal`) as a float: a finite number > 0."""
+    """A focal length a user gives (--focal, the API's `focal`) as a float in (0, MAX_CAMERA_PIXELS]."""
     try:
-        value = float(focal)
+        value = shown = float(focal)  # shown as a float: --focal's "-5" and the API's -5 read alike
     except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise CliffError(f"focal length must be a finite number > 0 (pixels), got {focal}")  # not repr: --focal's text and the API's number read alike
+        value, shown = math.nan, repr(focal)
+    if not 0 < value <= MAX_CAMERA_PIXELS:  # NaN too
+        raise CliffError(f"focal length must be a number of pixels > 0 and <= {MAX_CAMERA_PIXELS:g}, got {shown}")
     return value
 
 
@@ -51,8 +54,16 @@ class Intrinsics:
     def __post_init__(self):
         # Refused here, so no path (CLI, API, EXIF) can fit with a camera that makes NaN pixels.
         values = (self.fx, self.fy, self.cx, self.cy)
-        if not all(math.isfinite(v) for v in values) or not (self.fx > 0 and self.fy > 0):
+        try:
+            numbers = tuple(float(v) for v in values)
+        except (TypeError, ValueError):
+            raise CliffError(f"camera intrinsics must be numbers, got fx, fy, cx, cy = {values}") from None
+        if not all(math.isfinite(v) for v in numbers) or not (numbers[0] > 0 and numbers[1] > 0):
             raise CliffError(f"camera intrinsics must be finite with positive focal lengths, got fx, fy, cx, cy = {values}")
+        if max(map(abs, numbers)) > MAX_CAMERA_PIXELS:
+            raise CliffError(f"camera intrinsics must be at most {MAX_CAMERA_PIXELS:g} pixels, got fx, fy, cx, cy = {values}")
+        for name, v in zip(("fx", "fy", "cx", "cy"), numbers):
+            object.__setattr__(self, name, v)  # frozen: numpy scalars and "500" become plain floats
 
     @classmethod
     def default(cls, width: int, height: int) -> "Intrinsics":

@@ -168,7 +168,8 @@ def load_boxes_file(path: str | Path) -> dict[str, np.ndarray]:
         if not isinstance(boxes, list) or not all(isinstance(b, list) and len(b) in (4, 5) for b in boxes):
             raise CliffError(f"{path}: entry {name!r} must be a list of [x1, y1, x2, y2] or [x1, y1, x2, y2, score]")
         try:
-            out[name] = np.asarray([[*b, 1.0] if len(b) == 4 else b for b in boxes], dtype=np.float32).reshape(-1, 5)
+            # float64: 1e39 stays a number for validate_boxes to refuse, not an overflow warning
+            out[name] = np.asarray([[*b, 1.0] if len(b) == 4 else b for b in boxes], dtype=np.float64).reshape(-1, 5)
         except (TypeError, ValueError):
             raise CliffError(f"{path}: entry {name!r} holds non-numeric box values") from None
     return out

@@ -7,7 +7,6 @@ image -> person boxes -> crops and camera -> (CLIFF network | keypoints + regres
 
 from __future__ import annotations
 
-import math
 import numbers
 import time
 from contextlib import contextmanager
@@ -71,8 +70,8 @@ class PredictorConfig:
 
     def __post_init__(self) -> None:
         # The one check of these settings, for the CLI's flags and the API alike.
-        if not (_is_number(self.rescale) and math.isfinite(self.rescale) and self.rescale > 0):
-            raise CliffError(f"rescale must be a finite number > 0, got {self.rescale!r}")
+        if not (_is_number(self.rescale) and 0 < self.rescale <= 10):  # NaN too
+            raise CliffError(f"rescale (crop size over box size) must be a number > 0 and <= 10, got {self.rescale!r}")
         if not (_is_number(self.detection_threshold) and 0 <= self.detection_threshold <= 1):
             raise CliffError(f"detection threshold must be between 0 and 1, got {self.detection_threshold!r}")
         if not (isinstance(self.fit_iterations, numbers.Integral) and self.fit_iterations >= 0):
@@ -284,6 +283,7 @@ def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
         raise CliffError(f"{source}: expected COCO-17 keypoints of shape (N, 17, 3), got {kp.shape}")
     if len(kp) == 0:  # the file lists nobody in this image
         return kp
+    kp[..., 2] = np.clip(kp[..., 2], 0.0, 1.0)  # as the file loaders do: 1e38 would weigh the fit to inf
     seen = kp[..., 2] > 0
     if not seen.any(-1).all():
         raise CliffError(f"{source}: a person has no keypoint with positive confidence")
