@@ -33,7 +33,7 @@ def _parse_intrinsics(text: str):
         fx, fy, cx, cy = (float(x) for x in text.split(","))
     except ValueError:
         raise CliffError(f"--intrinsics takes fx,fy,cx,cy in pixels, got {text!r}") from None
-    return Intrinsics(fx, fy, cx, cy)  # which refuses non-finite values and focal lengths <= 0
+    return Intrinsics(fx, fy, cx, cy)  # which refuses values no camera has (NaN, focal lengths <= 0, 1e154)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,8 +70,8 @@ class PredictorConfig:
 
     def __post_init__(self) -> None:
         # The one check of these settings, for the CLI's flags and the API alike.
-        if not (_is_number(self.rescale) and 0 < self.rescale <= 10):  # NaN too
-            raise CliffError(f"rescale (crop size over box size) must be a number > 0 and <= 10, got {self.rescale!r}")
+        if not (_is_number(self.rescale) and 0.1 <= self.rescale <= 10):  # NaN too; 1e-107 made crops of 0 pixels
+            raise CliffError(f"rescale (crop size over box size) must be between 0.1 and 10, got {self.rescale!r}")
         if not (_is_number(self.detection_threshold) and 0 <= self.detection_threshold <= 1):
             raise CliffError(f"detection threshold must be between 0 and 1, got {self.detection_threshold!r}")
         if not (isinstance(self.fit_iterations, numbers.Integral) and self.fit_iterations >= 0):
@@ -276,7 +276,7 @@ def _choose_intrinsics(image: LoadedImage, intrinsics, focal) -> camera.Intrinsi
 def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
     """User keypoints (N, 17, 3) that plausibly belong to this image, or a CliffError naming `source`."""
     try:
-        kp = np.asarray(keypoints, dtype=np.float64)
+        kp = np.array(keypoints, dtype=np.float64)  # a copy: the caller's array stays as it was
     except (TypeError, ValueError):
         raise CliffError(f"{source}: keypoints must be numbers, (N, 17, 3) x, y, confidence") from None
     if kp.ndim != 3 or kp.shape[1:] != (17, 3):

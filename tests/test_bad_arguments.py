@@ -31,11 +31,11 @@ def image(tmp_path):
 @pytest.mark.parametrize(
     "flags, fragment",
     [
-        (["--focal", "inf"], "focal length must be a number of pixels > 0 and <= 1e+07, got inf"),
-        (["--focal", "nan"], "focal length must be a number of pixels > 0 and <= 1e+07, got nan"),
-        (["--focal", "-5"], "focal length must be a number of pixels > 0"),
-        (["--focal", "0"], "focal length must be a number of pixels > 0"),
-        (["--focal", "abc"], "focal length must be a number of pixels > 0 and <= 1e+07, got 'abc'"),
+        (["--focal", "inf"], "focal length must be a number of pixels between 1 and 1e+07, got inf"),
+        (["--focal", "nan"], "focal length must be a number of pixels between 1 and 1e+07, got nan"),
+        (["--focal", "-5"], "focal length must be a number of pixels between 1 and 1e+07"),
+        (["--focal", "0"], "focal length must be a number of pixels between 1 and 1e+07"),
+        (["--focal", "abc"], "focal length must be a number of pixels between 1 and 1e+07, got 'abc'"),
         (["--intrinsics", "nan,100,40,30"], "finite"),
         (["--intrinsics", "100,-100,40,30"], "positive focal lengths"),
         (["--intrinsics", "100,100,40"], "fx,fy,cx,cy"),

@@ -109,7 +109,9 @@ def test_a_person_with_wild_keypoints_is_fitted_inside_the_image_or_refused(move
     person = np.concatenate([rng.uniform(50, 250, (17, 2)), np.full((17, 1), 0.9)], 1)[None]
     for joint, column, value in moves:
         person[0, joint, column] = value
+    given = person.copy()
     kept, error = one_line_or_value(_check_keypoints, person, IMAGE, "kp.json")
+    np.testing.assert_array_equal(person, given)  # the caller's array is not changed
     if kept is not None:
         seen = kept[..., 2] > 0
         assert np.isfinite(kept[seen]).all() and np.isfinite(_keypoint_boxes(kept)).all()
@@ -120,20 +122,22 @@ TEXT_NUMBERS = NUMBERS.map(str) | st.text(max_size=6)
 
 @FEW
 @example(value=1.3407807929942597e154)  # finite, but its square (the focal property) is not
+@example(value=5e-324)  # 0 in float32
 @example(value="\n")  # a line break in the one line
 @given(value=st.one_of(NUMBERS, TEXT_NUMBERS))
 def test_focal_lengths(value):
     focal, error = one_line_or_value(check_focal, value)
     assert (focal is None) != (error is None)
     if focal is not None:
-        assert math.isfinite(focal) and focal > 0
+        assert np.isfinite(np.float32(2 * focal / 1e-3)) and np.float32(focal) > 0  # a crop's depth, and a division
         assert Intrinsics.from_focal(focal, W, H).focal == pytest.approx(focal)
     else:
-        assert error.startswith("focal length must be a number of pixels > 0")
+        assert error.startswith("focal length must be a number of pixels between 1 and 1e+07")
 
 
 @FEW
 @example(values=(1e39, 1e39, 0.0, 0.0))  # inf in float32, as the network path computes
+@example(values=(5e-324, 5e-324, 0.0, 0.0))  # 0 in float32
 @example(values=("a", 1.0, 2.0, 3.0))
 @given(values=st.tuples(NUMBERS | TEXT_NUMBERS, NUMBERS, NUMBERS, NUMBERS))
 def test_intrinsics(values):
@@ -142,10 +146,12 @@ def test_intrinsics(values):
         numbers = (K.fx, K.fy, K.cx, K.cy, K.focal)
         assert all(type(v) is float for v in numbers) and K.fx > 0 and K.fy > 0
         assert np.isfinite(np.float32(numbers)).all() and np.isfinite(np.float32(2 * K.focal / 1e-3))  # a crop's depth
+        assert np.float32(K.fx) > 0 and np.float32(K.fy) > 0
 
 
 @FEW
 @example(rescale=1e300, threshold=0.5, iterations=10)  # a crop of inf pixels
+@example(rescale=4.7e-107, threshold=0.5, iterations=10)  # a crop of 0 pixels
 @given(rescale=NUMBERS, threshold=NUMBERS, iterations=st.one_of(st.integers(-5, 5), NUMBERS))
 def test_predictor_settings(rescale, threshold, iterations):
     config, error = one_line_or_value(PredictorConfig, None, None, None, rescale, threshold, iterations)
