@@ -181,3 +181,30 @@ def test_the_python_api_says_the_same(tmp_path, monkeypatch):
     with pytest.raises(CliffError, match="y.npz: cannot write \\(No space left on device\\)"):
         write_npz_atomic(tmp_path / "y.npz", {"a": np.zeros(3)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_a_set_is_published_whole_or_not_at_all(tmp_path, monkeypatch):
+    """all_or_none (an image's result set, eval's three files): the second write fails, so the first
+    is not published either; the earlier files stay and no temporary file is left."""
+    from cliffhmr.atomic import all_or_none, write_npz_atomic, write_text_atomic
+    from cliffhmr.errors import CliffError
+
+    for name in ("results.json", "results.md"):
+        (tmp_path / name).write_text("earlier")
+    monkeypatch.setattr(np, "savez", os_error(errno.ENOSPC))
+    with pytest.raises(CliffError, match="per_sample.npz: cannot write \\(No space left on device\\)"):
+        with all_or_none():
+            write_text_atomic(tmp_path / "results.json", "new")
+            write_text_atomic(tmp_path / "results.md", "new")
+            write_npz_atomic(tmp_path / "per_sample.npz", {"a": np.zeros(3)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "results.md"]
+    assert all((tmp_path / name).read_text() == "earlier" for name in ("results.json", "results.md"))
+
+
+def test_train_log_that_cannot_be_appended_to(tmp_path):
+    from cliffhmr.errors import CliffError
+    from cliffhmr.train import RunConfig, _log
+
+    (tmp_path / "log.jsonl").mkdir()  # what the OS refuses to append to, even for root
+    with pytest.raises(CliffError, match="log.jsonl: cannot write \\(Is a directory\\)"):
+        _log(tmp_path, 1, 0.5, {}, 1e-4, 1.0, None, RunConfig())
