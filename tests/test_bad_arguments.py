@@ -9,17 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run
+from conftest import assert_one_line_error, run
 
 
 def expect_one_line(args, capsys, *fragments):
     code, io = run(args, capsys)
-    assert code == 2, io.err
-    assert "Traceback" not in io.err and len(io.err.strip().splitlines()) == 1, io.err
-    assert io.err.startswith("cliffhmr: error: ")
-    for fragment in fragments:
-        assert fragment in io.err, io.err
-    return io
+    assert_one_line_error(code, io.err, *fragments)
 
 
 @pytest.fixture

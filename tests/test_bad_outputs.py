@@ -19,18 +19,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run
+from conftest import assert_one_line_error, run
 
 
 def expect_one_line(args, capsys, *fragments):
-    """exit 2, one stderr line holding `fragments` (beside a folder's progress bar), no traceback."""
+    """exit 2, one stderr line holding `fragments` beside a folder's progress bar, no traceback."""
     code, io = run(args, capsys)
-    assert code == 2, io.err
     lines = [line for line in io.err.splitlines() if line.strip() and not line.startswith("predict:")]
-    assert "Traceback" not in io.err and len(lines) == 1, io.err
-    for fragment in fragments:
-        assert str(fragment) in io.err, io.err
-    return io
+    assert "Traceback" not in io.err
+    assert_one_line_error(code, "\n".join(lines), *map(str, fragments))
 
 
 def no_partial_files(folder: Path) -> bool:
