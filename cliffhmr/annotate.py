@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import crop
-from .atomic import write_npz_atomic
+from .atomic import check_output_file, write_npz_atomic
 from .errors import CliffError
 from .fit import FitConfig
 from .pipeline import ImageResult
@@ -87,4 +87,4 @@ def check_output(path: str | Path) -> Path:
         raise CliffError(f"--out {path}: is a folder; give the dataset file's name, e.g. {path / 'annotations.npz'}")
     if path.suffix != ".npz":
         raise CliffError(f"--out {path}: the dataset file must end in .npz")
-    return path
+    return check_output_file(path)  # a place this run can write to, before it works for nothing

@@ -26,6 +26,21 @@ OFFICIAL_SIZE_STD = 0.06
 FILM_35MM_DIAGONAL_MM = math.hypot(36.0, 24.0)
 # 35 mm-equivalent focal lengths a real camera has: a 139 to a 1 degree diagonal field of view.
 FOCAL_35MM_RANGE = (8.0, 2500.0)
+# Focal lengths taken from a user, in pixels: from a 179.9 degree view of a 1000-pixel image to a
+# 0.08 degree view of a 100-megapixel photo. Beyond, float32 arithmetic gives 0 or inf (5e-324, 1e154).
+FOCAL_PIXELS_RANGE = (1.0, 1e7)
+
+
+def check_focal(focal) -> float:
+    """A focal length a user gives (--focal, the API's `focal`) as a float in FOCAL_PIXELS_RANGE."""
+    try:
+        value = shown = float(focal)  # shown as a float: --focal's "-5" and the API's -5 read alike
+    except (TypeError, ValueError):
+        value, shown = math.nan, repr(focal)
+    lo, hi = FOCAL_PIXELS_RANGE
+    if not lo <= value <= hi:  # NaN too
+        raise CliffError(f"focal length must be a number of pixels between {lo:g} and {hi:g}, got {shown}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,18 @@ class Intrinsics:
     def __post_init__(self):
         # Refused here, so no path (CLI, API, EXIF) can fit with a camera that makes NaN pixels.
         values = (self.fx, self.fy, self.cx, self.cy)
-        if not all(math.isfinite(v) for v in values) or not (self.fx > 0 and self.fy > 0):
+        try:
+            numbers = tuple(float(v) for v in values)
+        except (TypeError, ValueError):
+            raise CliffError(f"camera intrinsics must be numbers, got fx, fy, cx, cy = {values}") from None
+        if not all(math.isfinite(v) for v in numbers) or not (numbers[0] > 0 and numbers[1] > 0):
             raise CliffError(f"camera intrinsics must be finite with positive focal lengths, got fx, fy, cx, cy = {values}")
+        lo, hi = FOCAL_PIXELS_RANGE
+        if not (lo <= numbers[0] <= hi and lo <= numbers[1] <= hi and abs(numbers[2]) <= hi and abs(numbers[3]) <= hi):
+            raise CliffError(f"camera intrinsics must have focal lengths between {lo:g} and {hi:g} pixels and a principal "
+                             f"point within {hi:g} pixels, got fx, fy, cx, cy = {values}")  # fmt: skip
+        for name, v in zip(("fx", "fy", "cx", "cy"), numbers):
+            object.__setattr__(self, name, v)  # frozen: numpy scalars and "500" become plain floats
 
     @classmethod
     def default(cls, width: int, height: int) -> "Intrinsics":

@@ -12,6 +12,20 @@ import warnings
 from .errors import CliffError
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its mistakes (a missing or misspelt argument, `--focal abc`) as the project's
+    one line and exit code 2; argparse itself prints its usage too."""
+
+    def error(self, message: str):
+        raise CliffError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _parse_focal(text: str) -> float:
+    from .camera import check_focal  # here: torch loads with it, and --help need not wait
+
+    return check_focal(text)
+
+
 def _parse_intrinsics(text: str):
     from .camera import Intrinsics
 
@@ -19,11 +33,11 @@ def _parse_intrinsics(text: str):
         fx, fy, cx, cy = (float(x) for x in text.split(","))
     except ValueError:
         raise CliffError(f"--intrinsics takes fx,fy,cx,cy in pixels, got {text!r}") from None
-    return Intrinsics(fx, fy, cx, cy)  # which refuses non-finite values and focal lengths <= 0
+    return Intrinsics(fx, fy, cx, cy)  # which refuses values no camera has (NaN, focal lengths <= 0, 1e154)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cliffhmr", description="3D human meshes placed in the full camera frame (CLIFF).")
+    parser = ArgumentParser(prog="cliffhmr", description="3D human meshes placed in the full camera frame (CLIFF).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("predict", help="people in photos -> body meshes, parameters, overlays")
@@ -56,7 +70,7 @@ def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--keypoints", help="2D keypoints instead of BlazePose's: a COCO-format JSON (results or annotations, "
                    "any number of images), or OpenPose JSON (single image)")  # fmt: skip
     cam = p.add_mutually_exclusive_group()
-    cam.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else the image diagonal)")
+    cam.add_argument("--focal", type=_parse_focal, help="focal length in pixels (default: EXIF, else the image diagonal)")
     cam.add_argument("--intrinsics", type=_parse_intrinsics, help="fx,fy,cx,cy in pixels")
     p.add_argument("--fit-iterations", type=int, default=None,
                    help="most optimisation steps of the full-frame fit (it stops earlier once converged)")
@@ -95,9 +109,11 @@ def _run(argv: list[str]) -> int:
 
 
 def predict_command(args) -> int:
+    from .atomic import check_output_dir
     from .image import output_stems
     from .outputs import write_outputs
 
+    check_output_dir(args.out)  # before any work: a file in the way or a read-only place
     images, boxes, keypoints = _inputs(args)
     stems = dict(zip(images, output_stems(images)))
     for path, stem in stems.items():
@@ -119,6 +135,8 @@ def predict_command(args) -> int:
 def annotate_command(args) -> int:
     from .annotate import check_output, concat_rows, dataset_root, result_rows, write_dataset
 
+    if not 0 <= args.min_quality <= 1:  # NaN too: no row would pass
+        raise CliffError(f"--min-quality must be between 0 and 1, got {args.min_quality:g}")
     out = check_output(args.out)
     images, boxes, keypoints = _inputs(args)
     root = dataset_root(args.input)
@@ -164,8 +182,6 @@ def _inputs(args):
 def _predictor(args, refine: bool):
     from .pipeline import Predictor, PredictorConfig
 
-    if args.fit_iterations is not None and args.fit_iterations < 0:
-        raise CliffError("--fit-iterations must be >= 0")
     iterations = {} if args.fit_iterations is None else {"fit_iterations": args.fit_iterations}
     config = PredictorConfig(
         checkpoint=args.checkpoint, backbone=args.backbone, body_model=args.smpl,
@@ -176,7 +192,8 @@ def _predictor(args, refine: bool):
 
 def _each_image(args, images, boxes, keypoints, predictor, step, desc: str) -> list:
     """Predict every image and hand its result to `step` (which returns a line to print). An image
-    that fails (prediction or step) gets one error line and the others go on; returns the failed."""
+    that fails gets one error line and the others go on; returns the failed. A `step` that fails
+    (a full disk) stops the run: the next images would fail the same way."""
     from tqdm import tqdm
 
     from .image import boxes_for
@@ -188,12 +205,11 @@ def _each_image(args, images, boxes, keypoints, predictor, step, desc: str) -> l
                 path, boxes=boxes_for(boxes, path) if boxes is not None else None, intrinsics=args.intrinsics,
                 focal=args.focal, keypoints=keypoints(path), keypoints_source=str(args.keypoints),
             )  # fmt: skip
-            line = step(path, result)
         except CliffError as e:
             failed.append(path)
             tqdm.write(f"cliffhmr: error: {e}", file=sys.stderr)
             continue
-        tqdm.write(line)
+        tqdm.write(step(path, result))
         if getattr(args, "profile", False):
             tqdm.write("  " + "  ".join(f"{k}: {v * 1000:.0f} ms" for k, v in result.timings.items()))
     return failed

@@ -18,15 +18,15 @@ protocol; `cliffhmr eval` recomputes it the same way from the mesh).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .atomic import write_npz_atomic
+from .atomic import check_output_file, write_npz_atomic
 from .body.pickle_safe import load_pickle
+from .cli import ArgumentParser
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .errors import CliffError
 from .rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
@@ -77,7 +77,7 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
     """
     from .train import load_smpl
 
-    root, out = Path(root), Path(out)
+    root, out = Path(root), check_output_file(out)  # before any work: a folder or a read-only place
     files = sorted((root / "sequenceFiles" / split).glob("*.pkl"))
     if not files:
         raise CliffError(f"no 3DPW sequence files under {root / 'sequenceFiles' / split}")
@@ -134,7 +134,7 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="cliffhmr convert", description="official dataset downloads -> SPIN/CLIFF npz")
+    p = ArgumentParser(prog="cliffhmr convert", description="official dataset downloads -> SPIN/CLIFF npz")
     p.add_argument("dataset", choices=["3dpw"])
     p.add_argument("--root", required=True, help="the dataset folder (3DPW: holds sequenceFiles/ and imageFiles/)")
     p.add_argument("--smpl", required=True, help="folder with SMPL_MALE and SMPL_FEMALE model files")

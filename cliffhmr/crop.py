@@ -122,7 +122,10 @@ def validate_boxes(boxes: np.ndarray, width: int, height: int, source: str = "bo
     Boxes may reach outside the image (truncated people) but must overlap it, have positive size
     and stay within twice the image's size of its edges (1e30 is a mistake, not a person).
     """
-    arr = np.asarray(boxes, dtype=np.float64)
+    try:
+        arr = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CliffError(f"{source}: boxes must be numbers, [x1, y1, x2, y2] or [x1, y1, x2, y2, score] each") from None
     if arr.size == 0:
         return np.zeros((0, 5), np.float32)
     if arr.ndim != 2 or arr.shape[1] not in (4, 5):

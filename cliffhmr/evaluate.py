@@ -16,7 +16,6 @@ Protocol (as the paper reports its numbers; see docs/training.md):
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import os
@@ -28,8 +27,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .atomic import write_bytes_atomic, write_text_atomic
+from .atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
 from .camera import bbox_info, perspective_project
+from .cli import ArgumentParser
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .data import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
 from .device import resolve_device
@@ -179,6 +179,16 @@ class EvalSettings:
     workers: int = 2
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise CliffError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if not self.smpl:
+            raise CliffError("the CLIFF network predicts SMPL parameters: pass --smpl PATH")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise CliffError(f"batch size must be a whole number >= 1, got {self.batch_size!r}")
+        if not (isinstance(self.workers, int) and self.workers >= 0):
+            raise CliffError(f"workers must be a whole number >= 0, got {self.workers!r}")
+
 
 def _gendered_bodies(smpl: str, device) -> dict[str, object]:
     """'n': the model the prediction drives; 'm' / 'f' too when `smpl` is a folder holding
@@ -199,15 +209,12 @@ def evaluate(s: EvalSettings) -> dict:
     """Run the protocol; returns the results dict (also written to --out as JSON + markdown)."""
     from .models import load_checkpoint
 
-    if s.dataset not in DATASETS:
-        raise CliffError(f"unknown dataset {s.dataset!r}; choose one of {', '.join(DATASETS)}")
-    if not s.smpl:
-        raise CliffError("the CLIFF network predicts SMPL parameters: pass --smpl PATH")
     root = Path(s.root)
     if not root.is_dir():
         raise CliffError(f"dataset root not found: {root}")
     npz = Path(s.npz) if s.npz else root / DATASETS[s.dataset]
     device = resolve_device(s.device)
+    out_dir = check_output_dir(s.out) if s.out else None  # before any work: a file in the way, read-only
 
     loaded = load_checkpoint(s.checkpoint, device=device)
     model = loaded.model
@@ -253,11 +260,11 @@ def evaluate(s: EvalSettings) -> dict:
             off_center[idx] = torch.rad2deg(torch.atan(offset)).cpu().numpy()
 
     results = _summarise(s, npz, ann, per, off_center, box_source, mode, loaded.bbox_info, skeleton, bodies)
-    if s.out:
-        out_dir = Path(s.out)
-        save_json(out_dir / f"{s.dataset}_results.json", results)
-        write_text_atomic(out_dir / f"{s.dataset}_results.md", results_markdown(results))
-        write_bytes_atomic(out_dir / f"{s.dataset}_per_sample.npz", _per_sample_npz(ann.imgname, off_center, per))
+    if out_dir is not None:
+        with all_or_none():  # the three files of one evaluation, never two of this run and one of an older
+            save_json(out_dir / f"{s.dataset}_results.json", results)
+            write_text_atomic(out_dir / f"{s.dataset}_results.md", results_markdown(results))
+            write_bytes_atomic(out_dir / f"{s.dataset}_per_sample.npz", _per_sample_npz(ann.imgname, off_center, per))
     return results
 
 
@@ -367,7 +374,7 @@ def results_markdown(r: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="cliffhmr eval", description="Evaluate a CLIFF checkpoint (see docs/training.md).")
+    p = ArgumentParser(prog="cliffhmr eval", description="Evaluate a CLIFF checkpoint (see docs/training.md).")
     p.add_argument("--checkpoint", required=True, help="official CLIFF checkpoint or one of ours")
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     p.add_argument("--root", required=True, help="dataset folder: images, and the annotation npz unless --npz")

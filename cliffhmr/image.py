@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ def load_image(source: str | Path | np.ndarray) -> LoadedImage:
     """
     if isinstance(source, np.ndarray):
         return LoadedImage(_array_to_rgb8(source, "array"), None, None)
+    if not isinstance(source, (str, os.PathLike)):
+        raise CliffError(f"an image is a path or an array, got {type(source).__name__}")
     path = Path(source)
     if not path.is_file():
         raise CliffError(f"{path}: no such image file")
@@ -105,6 +108,8 @@ def _array_to_rgb8(arr: np.ndarray, what: str) -> np.ndarray:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
         raise CliffError(f"{what}: expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {arr.shape}")
+    if arr.dtype not in (np.uint8, np.uint16) and arr.dtype.kind != "f":  # strings, objects, int64's unknown range
+        raise CliffError(f"{what}: expected uint8, uint16 or float pixels, got {arr.dtype}")
     if arr.dtype == np.uint16:
         arr = arr.astype(np.float64) / 65535.0
     if arr.dtype != np.uint8:
@@ -163,7 +168,8 @@ def load_boxes_file(path: str | Path) -> dict[str, np.ndarray]:
         if not isinstance(boxes, list) or not all(isinstance(b, list) and len(b) in (4, 5) for b in boxes):
             raise CliffError(f"{path}: entry {name!r} must be a list of [x1, y1, x2, y2] or [x1, y1, x2, y2, score]")
         try:
-            out[name] = np.asarray([[*b, 1.0] if len(b) == 4 else b for b in boxes], dtype=np.float32).reshape(-1, 5)
+            # float64: 1e39 stays a number for validate_boxes to refuse, not an overflow warning
+            out[name] = np.asarray([[*b, 1.0] if len(b) == 4 else b for b in boxes], dtype=np.float64).reshape(-1, 5)
         except (TypeError, ValueError):
             raise CliffError(f"{path}: entry {name!r} holds non-numeric box values") from None
     return out

@@ -180,12 +180,19 @@ def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 def outside_missing(keypoints: np.ndarray, width: float, height: float) -> np.ndarray:
     """(..., 3) x, y, confidence -> a copy with confidence 0 (missing) for the keypoints outside
     the image [0, W] x [0, H] or not finite: whoever placed them there, it was a guess."""
-    kp = np.array(keypoints, dtype=np.float32)
+    kp = np.array(keypoints, dtype=np.float64)
     x, y = kp[..., 0], kp[..., 1]
     with np.errstate(invalid="ignore"):
         inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
     kp[..., 2] = np.where(inside & np.isfinite(kp[..., 2]), kp[..., 2], 0.0)
-    return kp
+    return as_float32(kp)
+
+
+def as_float32(keypoints) -> np.ndarray:
+    """Keypoints as float32, quietly: a coordinate beyond its range (1e39) becomes inf, outside
+    every image and so missing, instead of an overflow warning beside the result."""
+    with np.errstate(over="ignore"):
+        return np.asarray(keypoints, dtype=np.float64).astype(np.float32)
 
 
 class PoseEstimator:
@@ -509,7 +516,7 @@ def _coco_from_data(data, p: Path, image_name: str | None) -> np.ndarray:
         raise _not_coco(p)
     if not out:
         return np.zeros((0, 17, 3), np.float32)
-    return np.stack(out).astype(np.float32)
+    return as_float32(np.stack(out))
 
 
 def coco_keypoints_by_image(path) -> dict[str, np.ndarray]:
@@ -540,7 +547,7 @@ def _coco_table(data, p: Path) -> dict[str, np.ndarray]:
         keys = {str(image_id), os.path.basename(str(name or ""))} - {"", "None"}
         for key in keys:
             groups.setdefault(key, []).append(kp)
-    return {key: np.stack(kps).astype(np.float32) for key, kps in groups.items()}
+    return {key: as_float32(np.stack(kps)) for key, kps in groups.items()}
 
 
 def keypoints_for_image(table: dict[str, np.ndarray], image_name: str) -> np.ndarray:
@@ -597,7 +604,7 @@ def _openpose_from_data(data, p: Path) -> np.ndarray:
         out.append(a)
     if not out:
         return np.zeros((0, 17, 3), np.float32)
-    return np.stack(out).astype(np.float32)
+    return as_float32(np.stack(out))
 
 
 def load_keypoints_file(path, image_name: str | None = None) -> np.ndarray:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .atomic import all_or_none
 from .export import save_glb, save_json, save_npz, save_obj, save_png
 from .pipeline import ImageResult, single_threaded
 
@@ -125,18 +126,19 @@ def write_outputs(result: ImageResult, out_dir: str | Path, stem: str, meshes: b
 
     start = time.perf_counter()
     written = [out_dir / f"{stem}.npz"]
-    save_npz(written[-1], result_arrays(result))
-    for name, image in rendered.items():
-        written.append(out_dir / name)
-        save_png(written[-1], image)
-    if meshes:
-        for i, v in enumerate(verts):
-            written += [out_dir / f"{stem}_person{i}.obj", out_dir / f"{stem}_person{i}.glb"]
-            save_obj(written[-2], v, result.faces)
-            save_glb(written[-1], v, result.faces)
-    result.timings["export"] = time.perf_counter() - start
-    written.append(out_dir / f"{stem}.json")
-    save_json(written[-1], summary(result))
+    with all_or_none():  # a disk that fills up mid-set leaves the earlier run's set whole
+        save_npz(written[-1], result_arrays(result))
+        for name, image in rendered.items():
+            written.append(out_dir / name)
+            save_png(written[-1], image)
+        if meshes:
+            for i, v in enumerate(verts):
+                written += [out_dir / f"{stem}_person{i}.obj", out_dir / f"{stem}_person{i}.glb"]
+                save_obj(written[-2], v, result.faces)
+                save_glb(written[-1], v, result.faces)
+        result.timings["export"] = time.perf_counter() - start
+        written.append(out_dir / f"{stem}.json")
+        save_json(written[-1], summary(result))
     removed = sorted(set(result_set(out_dir, stem)) - set(written))
     for stale in removed:
         stale.unlink()

@@ -7,6 +7,7 @@ image -> person boxes -> crops and camera -> (CLIFF network | keypoints + regres
 
 from __future__ import annotations
 
+import numbers
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,6 +69,19 @@ class PredictorConfig:
     refine: bool = False  # with a checkpoint: fit the network's estimate to 2D keypoints in the full frame
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        # The one check of these settings, for the CLI's flags and the API alike.
+        if not (_is_number(self.rescale) and 0.1 <= self.rescale <= 10):  # NaN too; 1e-107 made crops of 0 pixels
+            raise CliffError(f"rescale (crop size over box size) must be between 0.1 and 10, got {self.rescale!r}")
+        if not (_is_number(self.detection_threshold) and 0 <= self.detection_threshold <= 1):
+            raise CliffError(f"detection threshold must be between 0 and 1, got {self.detection_threshold!r}")
+        if not (isinstance(self.fit_iterations, numbers.Integral) and self.fit_iterations >= 0):
+            raise CliffError(f"fit iterations must be a whole number >= 0, got {self.fit_iterations!r}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
 
 @contextmanager
 def single_threaded():
@@ -99,6 +113,8 @@ class Predictor:
     """Loads every model once; `__call__` handles one image."""
 
     def __init__(self, config: PredictorConfig | None = None):
+        if config is not None and not isinstance(config, PredictorConfig):
+            raise CliffError(f"Predictor takes a PredictorConfig, got {type(config).__name__}")
         self.config = config or PredictorConfig()
         cfg = self.config
         self.device = resolve_device(cfg.device)
@@ -248,11 +264,11 @@ class Predictor:
 def _choose_intrinsics(image: LoadedImage, intrinsics, focal) -> camera.Intrinsics:
     w, h = image.width, image.height
     if intrinsics is not None:
+        if not isinstance(intrinsics, camera.Intrinsics):
+            raise CliffError(f"intrinsics must be a camera.Intrinsics(fx, fy, cx, cy), got {type(intrinsics).__name__}")
         return intrinsics
     if focal is not None:
-        if not focal > 0:
-            raise CliffError(f"focal length must be positive, got {focal}")
-        return camera.Intrinsics.from_focal(focal, w, h)
+        return camera.Intrinsics.from_focal(camera.check_focal(focal), w, h)
     if image.focal_35mm is not None:
         return camera.Intrinsics.from_35mm(image.focal_35mm, w, h)
     return camera.Intrinsics.default(w, h)
@@ -260,11 +276,15 @@ def _choose_intrinsics(image: LoadedImage, intrinsics, focal) -> camera.Intrinsi
 
 def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
     """User keypoints (N, 17, 3) that plausibly belong to this image, or a CliffError naming `source`."""
-    kp = np.asarray(keypoints, dtype=np.float32)
+    try:
+        kp = np.array(keypoints, dtype=np.float64)  # a copy: the caller's array stays as it was
+    except (TypeError, ValueError):
+        raise CliffError(f"{source}: keypoints must be numbers, (N, 17, 3) x, y, confidence") from None
     if kp.ndim != 3 or kp.shape[1:] != (17, 3):
         raise CliffError(f"{source}: expected COCO-17 keypoints of shape (N, 17, 3), got {kp.shape}")
     if len(kp) == 0:  # the file lists nobody in this image
         return kp
+    kp[..., 2] = np.clip(kp[..., 2], 0.0, 1.0)  # as the file loaders do: 1e38 would weigh the fit to inf
     seen = kp[..., 2] > 0
     if not seen.any(-1).all():
         raise CliffError(f"{source}: a person has no keypoint with positive confidence")

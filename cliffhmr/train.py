@@ -13,7 +13,6 @@ official layout `{'model': state_dict, 'config': {...}, ...}` and written atomic
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -31,10 +30,12 @@ import torch.distributed as dist
 import yaml
 from torch.utils.data import DataLoader
 
-from .atomic import write_text_atomic
+from .atomic import check_output_dir, write_errors, write_text_atomic
+from .cli import ArgumentParser
 from .data import SMPL_NUM_BETAS, SMPL_NUM_JOINTS, AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
 from .device import resolve_device
 from .errors import CliffError
+from .jsonio import read_text_file
 from .losses import LossConfig, compute_losses
 from .models import CLIFF, load_checkpoint, save_checkpoint
 from .models.cliff import BBOX_INFO_STYLES, check_state_dict, state_dict_problem
@@ -113,11 +114,25 @@ class Config:
             (self.optim.schedule in ("constant", "cosine"), f"optim.schedule must be constant or cosine, got {self.optim.schedule!r}"),
             (self.train.precision in ("auto", "bf16", "fp32"), f"train.precision must be auto, bf16 or fp32, got {self.train.precision!r}"),
             (self.model.crop_height >= 4 and self.model.crop_height % 4 == 0, "model.crop_height must be a positive multiple of 4"),
+            (self.model.n_iter >= 1, "model.n_iter must be >= 1"),
             (self.data.batch_size >= 1, "data.batch_size must be >= 1"),
-            (self.train.steps >= 1, "train.steps must be >= 1"),
-            (self.train.checkpoint_every >= 1, "train.checkpoint_every must be >= 1"),
             (self.data.num_workers >= 0, "data.num_workers must be >= 0"),
+            (self.optim.lr > 0, f"optim.lr must be > 0, got {self.optim.lr:g}"),
+            (self.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
+            (self.optim.warmup_steps >= 0, "optim.warmup_steps must be >= 0"),
+            (self.optim.grad_clip >= 0, "optim.grad_clip must be >= 0 (0 disables clipping)"),
+            (self.train.steps >= 1, "train.steps must be >= 1"),
+            (self.train.log_every >= 1, "train.log_every must be >= 1"),
+            (self.train.checkpoint_every >= 1, "train.checkpoint_every must be >= 1"),
         ]
+        checks += [(s.ratio >= 0, f"data.datasets[{i}].ratio must be >= 0") for i, s in enumerate(self.data.datasets)]
+        loss = dataclasses.asdict(self.loss)
+        checks += [(v >= 0, f"loss.{k} must be >= 0") for k, v in loss.items() if k != "mode"]
+        checks += [(loss[k] > 0, f"loss.{k} must be > 0") for k in ("hmr_focal", "hmr_crop")]
+        aug = dataclasses.asdict(self.data.augment)
+        checks += [(v >= 0, f"data.augment.{k} must be >= 0") for k, v in aug.items()]
+        checks += [(aug[k] <= 1, f"data.augment.{k} must be <= 1") for k in aug if k.endswith("_prob")]
+        checks.append((aug["scale_factor"] < 1, "data.augment.scale_factor must be < 1 (a box would shrink to nothing)"))
         for ok, message in checks:
             if not ok:
                 raise CliffError(f"config: {message}")
@@ -145,8 +160,15 @@ def _build(cls, data, where: str):
         return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(data)]
     if cls is float and isinstance(data, int) and not isinstance(data, bool):
         return float(data)
+    if cls is float and isinstance(data, str):  # YAML 1.1 reads 1e-4 (no dot) as text
+        try:
+            data = float(data)
+        except ValueError:
+            pass
     if not isinstance(data, cls) or (cls is int and isinstance(data, bool)):
         raise CliffError(f"config: {where} must be {cls.__name__}, got {data!r}")
+    if cls is float and not math.isfinite(data):  # YAML's .nan and .inf: no setting means them
+        raise CliffError(f"config: {where} must be a finite number, got {data!r}")
     return data
 
 
@@ -154,13 +176,15 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     """YAML file (sections data/model/body/loss/optim/train) + `a.b.c=value` overrides (values in YAML syntax)."""
     raw: dict = {}
     if path is not None:
-        path = Path(path)
+        text = read_text_file(path, "config file")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise CliffError(f"config file not found: {path}") from None
+            raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
             raise CliffError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        except RecursionError:
+            raise CliffError(f"{path}: nested too deeply to be a config") from None
+        if not isinstance(raw, dict):
+            raise CliffError(f"{path}: a config is a mapping of sections (data, model, ...), got {type(raw).__name__}")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -377,7 +401,7 @@ def train(cfg: Config) -> TrainResult:
     """Run (or resume) one training run; every process of a torchrun launch calls this."""
     info = setup_distributed(cfg.train.device)
     run = cfg.train
-    out = Path(run.out_dir)
+    out = check_output_dir(run.out_dir) if info.main else Path(run.out_dir)  # before any work: a file in the way, read-only
     torch.manual_seed(run.seed * 1000 + info.rank)
 
     model = build_model(cfg.model, info.device)
@@ -415,7 +439,6 @@ def train(cfg: Config) -> TrainResult:
         generator=torch.Generator().manual_seed(run.seed),  # keeps the loader off the global RNG (dropout's)
     )
     if info.main:
-        out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
         _truncate_log(out / "log.jsonl", step)
     writer = _tensorboard(out / "tb") if (info.main and run.tensorboard) else None
@@ -548,17 +571,28 @@ def _restore(path: Path, model, optimizer, scheduler, info: DistInfo) -> int:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past the resumed step (they were computed after the checkpoint and are recomputed)."""
+    """Drop log lines past the resumed step (they were computed after the checkpoint and are recomputed),
+    and a last line cut off by a run killed while appending it."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    kept = []
+    for number, line in enumerate(lines, 1):
+        try:
+            if json.loads(line)["step"] > step:
+                break  # the lines are in step order
+        except (ValueError, TypeError, KeyError):
+            if number == len(lines):
+                break  # cut off by a kill while it was appended
+            raise CliffError(f"{path}: line {number} is not a log record; move the file away to start a new log") from None
+        kept.append(line)
     write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def _log(out: Path, step: int, loss: float, parts: dict, lr: float, grad_norm: float, writer, run: RunConfig) -> None:
     record = {"step": step, "loss": loss, **{k: v.item() for k, v in parts.items()}, "lr": lr, "grad_norm": grad_norm,
               "time": time.time()}
-    with open(out / "log.jsonl", "a") as f:
+    with write_errors(out / "log.jsonl"), open(out / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     if writer is not None and (step % run.log_every == 0 or step == run.steps):
         for k, v in record.items():
@@ -583,7 +617,7 @@ def _progress(run: RunConfig, step: int, info: DistInfo):
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="cliffhmr train", description="Train CLIFF (or the HMR baseline) from a YAML config; see docs/training.md."
     )
     parser.add_argument("--config", required=True, help="YAML file with sections data, model, body, loss, optim, train")

@@ -88,7 +88,7 @@ def test_config_errors_are_one_clear_line(tmp_path):
         load_config(None, [*good, "train.steps=many"])
     with pytest.raises(CliffError, match="loss.mode"):
         load_config(None, [*good, "loss.mode=spin"])
-    with pytest.raises(CliffError, match="config file not found"):
+    with pytest.raises(CliffError, match="no such config file"):
         load_config(tmp_path / "nope.yaml")
 
 

@@ -285,5 +285,6 @@ def save_checkpoint(path: str | os.PathLike, model: CLIFF, bbox_info: str, extra
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": {"backbone": model.backbone, "bbox_info": bbox_info, "crop_height": model.crop_height},
     }
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    # Through an open file: torch's own writer reports a full disk as an obscure RuntimeError.
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(ckpt, fh)
