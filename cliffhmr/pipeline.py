@@ -73,7 +73,8 @@ class PredictorConfig:
         # The one check of these settings, for the CLI's flags and the API alike.
         if not (_is_number(self.rescale) and 0.1 <= self.rescale <= 10):  # NaN too; 1e-107 made crops of 0 pixels
             raise CliffError(f"rescale (crop size over box size) must be between 0.1 and 10, got {self.rescale!r}")
-        if not (_is_number(self.detection_threshold) and 0 <= self.detection_threshold <= 1):
+        threshold = self.detection_threshold  # None: the detector's own default
+        if threshold is not None and not (_is_number(threshold) and 0 <= threshold <= 1):
             raise CliffError(f"detection threshold must be between 0 and 1, got {self.detection_threshold!r}")
         if not (isinstance(self.fit_iterations, numbers.Integral) and self.fit_iterations >= 0):
             raise CliffError(f"fit iterations must be a whole number >= 0, got {self.fit_iterations!r}")

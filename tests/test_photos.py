@@ -79,3 +79,23 @@ def test_bundled_photos_give_upright_bodies_within_the_limits(results, photo):
         assert tilt <= max_tilt, f"{where}: torso {tilt:.1f} deg off the vertical"
         thighs = thigh_angles_deg(person.joints, names)
         assert max(thighs) <= MAX_THIGH_DEG, f"{where}: thighs {thighs[0]:.0f} / {thighs[1]:.0f} deg off the torso's line"
+
+
+def test_a_flipped_photo_gives_the_mirrored_body(results):
+    """The astronaut's photo flipped left to right: the keypoints BlazePose sees in both are,
+    in 3D, the original ones mirrored (x negated, left and right exchanged), within a few cm;
+    not the same body turned around or unmirrored."""
+    from cliffhmr.leftright import swap_left_right
+    from cliffhmr.pipeline import Predictor
+
+    original = results["astronaut.jpg"].people[0]
+    pixels = results["astronaut.jpg"].image.pixels
+    flipped = Predictor()(np.ascontiguousarray(pixels[:, ::-1])).people[0]
+    seen = (original.detected_keypoints[:, 2] >= 0.5) & (swap_left_right(flipped.detected_keypoints)[:, 2] >= 0.5)
+    assert seen.sum() >= 8
+    a, b = original.joints[-17:], swap_left_right(flipped.joints[-17:])  # b in the original's labels
+    mirror = np.array([-1.0, 1.0, 1.0])
+    err = np.linalg.norm(a * mirror - b, axis=1)[seen].mean()
+    unmirrored = np.linalg.norm(a * mirror - swap_left_right(b), axis=1)[seen].mean()
+    assert err < 0.05, f"mirrored body off by {100 * err:.1f} cm"
+    assert err < unmirrored / 3, (err, unmirrored)
