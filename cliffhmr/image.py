@@ -52,17 +52,19 @@ def load_image(source: str | Path | np.ndarray) -> LoadedImage:
     if not path.is_file():
         raise CliffError(f"{path}: no such image file")
     try:
-        with warnings.catch_warnings():  # PIL's bomb warning from 89 MP: our own limit below decides
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # PIL warns of a bomb from 89 MP (our own limit below decides) and of damage it reads
+        # past (a TIFF tag beyond the file's end): a warning would be a second line on stderr.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"PIL\.")
             im = Image.open(path)
-        with im:
-            w, h = im.size  # from the header: refuse before decoding (a 100000 x 100000 PNG is 30 GB)
-            if w * h > MAX_PIXELS:
-                raise CliffError(f"{path}: {w}x{h} pixels is more than the {MAX_PIXELS / 1e6:.0f}-megapixel limit")
-            im.load()
-            focal = _exif_focal_35mm(im, path)
-            im = ImageOps.exif_transpose(im)
-            pixels = _pil_to_rgb8(im)
+            with im:
+                w, h = im.size  # from the header: refuse before decoding (a 100000 x 100000 PNG is 30 GB)
+                if w * h > MAX_PIXELS:
+                    raise CliffError(f"{path}: {w}x{h} pixels is more than the {MAX_PIXELS / 1e6:.0f}-megapixel limit")
+                im.load()
+                focal = _exif_focal_35mm(im, path)
+                im = ImageOps.exif_transpose(im)
+                pixels = _pil_to_rgb8(im)
     except UnidentifiedImageError:
         raise CliffError(f"{path}: not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:

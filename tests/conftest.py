@@ -1,6 +1,9 @@
 """Fixtures shared by test modules: the Anny body, random files in SMPL's and CLIFF's formats, a photo with boxes."""
 
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +97,12 @@ def assert_one_line_error(code, stderr, *expected):
     assert code == 2, stderr
     assert len(lines) == 1 and lines[0].startswith("cliffhmr: error: "), stderr
     assert all(text in lines[0] for text in expected), stderr
+
+
+def load_script(path: Path):
+    """A script of tools/ or benchmarks/ (not a package) imported as a module named after its file."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_script
+
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "train_synthetic.py"
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("train_synthetic", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ablation_compares_both_models_on_the_same_images(tmp_path):
-    bench = _script()
+    bench = load_script(SCRIPT)
     args = ["--out", str(tmp_path), "--train", "6", "--test", "5", "--width", "96", "--height", "72", "--steps", "2",
             "--batch-size", "2", "--crop-height", "64", "--workers", "0"]
     assert bench.main(args) == 0
@@ -51,9 +45,7 @@ def test_real_motion_compares_the_baseline_and_this_tree_on_the_same_people(tmp_
 
     import torch
 
-    spec = importlib.util.spec_from_file_location("real_motion", REAL_MOTION)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script(REAL_MOTION)
     poses = tmp_path / "poses.npz"
     assert bench.main(["--write-standin", str(poses)]) == 0
     out = tmp_path / "real_motion.json"

@@ -1,8 +1,6 @@
 """tools/convert_mocap.py: the BVH reader, the retargeting, and the committed pose file."""
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +9,15 @@ import torch
 
 from cliffhmr.rotation import axis_angle_to_rotmat
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 NPZ = ROOT / "data/mocap/anny_poses.npz"
 
 
 @pytest.fixture(scope="module")
 def cm():
-    spec = importlib.util.spec_from_file_location("convert_mocap", ROOT / "tools/convert_mocap.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["convert_mocap"] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "tools/convert_mocap.py")
 
 
 TINY_BVH = """HIERARCHY
