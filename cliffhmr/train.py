@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from .atomic import check_output_dir, write_errors, write_text_atomic
 from .cli import ArgumentParser
+from .crop import MAX_CROP_HEIGHT, valid_crop_height
 from .data import SMPL_NUM_BETAS, SMPL_NUM_JOINTS, AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
 from .device import resolve_device
 from .errors import CliffError
@@ -113,7 +114,7 @@ class Config:
             (self.model.bbox_info in BBOX_INFO_STYLES, f"model.bbox_info must be one of {BBOX_INFO_STYLES}"),
             (self.optim.schedule in ("constant", "cosine"), f"optim.schedule must be constant or cosine, got {self.optim.schedule!r}"),
             (self.train.precision in ("auto", "bf16", "fp32"), f"train.precision must be auto, bf16 or fp32, got {self.train.precision!r}"),
-            (self.model.crop_height >= 4 and self.model.crop_height % 4 == 0, "model.crop_height must be a positive multiple of 4"),
+            (valid_crop_height(self.model.crop_height), f"model.crop_height must be a multiple of 4 from 4 to {MAX_CROP_HEIGHT}"),
             (self.model.n_iter >= 1, "model.n_iter must be >= 1"),
             (self.data.batch_size >= 1, "data.batch_size must be >= 1"),
             (self.data.num_workers >= 0, "data.num_workers must be >= 0"),
@@ -555,6 +556,9 @@ def _restore(path: Path, model, optimizer, scheduler, info: DistInfo) -> int:
         raise CliffError(f"{path}: cannot resume from it: {problem}")
     check_state_dict(model, ckpt["model"], path)  # e.g. another backbone: one line, not torch's key listing
     model.load_state_dict(ckpt["model"])
+    problem = _training_state_problem(ckpt, optimizer, scheduler)
+    if problem:
+        raise CliffError(f"{path}: cannot resume from it: {problem}")
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     rngs = ckpt["rng"]
@@ -568,6 +572,40 @@ def _restore(path: Path, model, optimizer, scheduler, info: DistInfo) -> int:
     if info.main:
         print(f"cliffhmr train: resumed from {path} at step {ckpt['step']}", file=sys.stderr)
     return int(ckpt["step"])
+
+
+def _training_state_problem(ckpt: dict, optimizer: torch.optim.Optimizer, scheduler) -> str | None:
+    """Why the optimizer, scheduler or RNG state of a checkpoint cannot continue this run, or None.
+    torch accepts most damage silently and fails steps later (a moment estimate of the wrong shape
+    at the first update, a string learning rate in the scheduler), so it is checked here."""
+    saved, own = ckpt["optimizer"], optimizer.state_dict()
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict) or not isinstance(saved.get("param_groups"), list):
+        return "damaged optimizer state (needs 'state' and 'param_groups')"
+    groups = [g.get("params") if isinstance(g, dict) else None for g in saved["param_groups"]]
+    if groups != [g["params"] for g in own["param_groups"]]:
+        return "its optimizer state is for other parameters"
+    if not all(type(g.get("lr")) is float and 0 <= g["lr"] < math.inf for g in saved["param_groups"]):
+        return "its optimizer's learning rate is not a finite number"
+    shapes = {i: p.shape for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
+    for index, state in saved["state"].items():
+        if index not in shapes or not isinstance(state, dict):
+            return f"damaged optimizer state for parameter {index!r}"
+        for name, value in state.items():
+            if not isinstance(value, torch.Tensor) or not torch.isfinite(value).all():
+                return f"optimizer state {name!r} of parameter {index} is not a finite tensor"
+            if value.ndim and value.shape != shapes[index]:
+                return f"optimizer state {name!r} of parameter {index} has shape {tuple(value.shape)}, not {tuple(shapes[index])}"
+    sched, own_sched = ckpt["scheduler"], scheduler.state_dict()
+    if (not isinstance(sched, dict) or any(type(sched.get(k)) is not type(v) for k, v in own_sched.items())
+            or not all(isinstance(lr, float) and math.isfinite(lr) for lr in sched["base_lrs"])):  # fmt: skip
+        return "damaged learning-rate scheduler state"
+    if type(ckpt["step"]) is not int or ckpt["step"] < 0:
+        return f"its step is {ckpt['step']!r}, not a count"
+    rngs = ckpt["rng"]
+    if not isinstance(rngs, list) or any(not isinstance(r, dict) or not isinstance(r.get("cpu"), torch.Tensor)
+                                         or r["cpu"].dtype != torch.uint8 for r in rngs):  # fmt: skip
+        return "damaged random-number state"
+    return None
 
 
 def _truncate_log(path: Path, step: int) -> None:

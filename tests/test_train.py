@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,7 +32,7 @@ from cliffhmr.data import (
 from cliffhmr.errors import CliffError
 from cliffhmr.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
 from cliffhmr.models import CLIFF, CliffOutput, load_checkpoint
-from cliffhmr.train import RunConfig, load_config, load_pretrained_backbone, load_smpl
+from cliffhmr.train import RunConfig, load_config, load_pretrained_backbone, load_smpl, train
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -177,7 +179,6 @@ def test_train_then_eval_end_to_end(synthetic, tmp_path, capsys):
 def test_hmr_baseline_is_one_flag(synthetic, tmp_path):
     """loss.mode=hmr trains without bbox_info; its checkpoint says so and evaluation feeds zeros."""
     from cliffhmr.evaluate import EvalSettings, evaluate
-    from cliffhmr.train import train
 
     out = tmp_path / "hmr"
     train(load_config(None, _overrides(synthetic, out, 1, **{"loss.mode": "hmr"})))
@@ -255,8 +256,6 @@ def test_unreadable_image_in_a_loader_worker_is_one_line(synthetic, tmp_path):
     (data / "images/train/000003.png").write_bytes(b"not a png")
     cfg = load_config(None, _overrides(data, tmp_path / "run", 8, **{"data.num_workers": 1}))
     with pytest.raises(CliffError) as err:
-        from cliffhmr.train import train
-
         train(cfg)
     assert "\n" not in str(err.value)
     assert str(err.value).startswith(f"{data / 'train.npz'}: index 3: {data / 'images/train/000003.png'}: not a readable image")
@@ -335,3 +334,48 @@ def test_torchrun_two_cpu_ranks_end_with_identical_weights(synthetic, tmp_path):
     assert not torch.equal(r0["fc1.weight"], CLIFF("res50").fc1.weight)  # they did train
     ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2 and ckpt["step"] == 3
+
+
+def _damaged(ckpt: dict, case: str) -> str:
+    """Damage one part of a training checkpoint in place; returns the message expected on resume."""
+    state = ckpt["optimizer"]["state"]
+    first = next(iter(state))
+    if case == "moment of another shape":
+        state[first]["exp_avg"] = torch.zeros(3)
+        return f"optimizer state 'exp_avg' of parameter {first} has shape (3,)"
+    if case == "NaN moment":
+        state[first]["exp_avg_sq"] = torch.full_like(state[first]["exp_avg_sq"], torch.nan)
+        return "optimizer state 'exp_avg_sq' of parameter"
+    if case == "other parameters":
+        ckpt["optimizer"]["param_groups"][0]["params"] = [0, 1]
+        return "its optimizer state is for other parameters"
+    if case == "string learning rate":
+        ckpt["optimizer"]["param_groups"][0]["lr"] = "fast"
+        return "learning rate is not a finite number"
+    if case == "scheduler":
+        ckpt["scheduler"]["base_lrs"] = ["0.1"]
+        return "damaged learning-rate scheduler state"
+    if case == "random state":
+        ckpt["rng"] = [{"cpu": torch.zeros(5)}]
+        return "damaged random-number state"
+    ckpt["step"] = "12"
+    return "its step is '12', not a count"
+
+
+def test_resume_refuses_damaged_training_state(synthetic, tmp_path):
+    """Each damage torch would accept on load and fail on later (the first update, the first
+    learning-rate step) is one line naming the file, before any step runs."""
+    out = tmp_path / "run"
+    train(load_config(None, _overrides(synthetic, out, 1)))
+    good = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    cases = ["moment of another shape", "NaN moment", "other parameters", "string learning rate", "scheduler",
+             "random state", "step"]  # fmt: skip
+    for case in cases:
+        ckpt = copy.deepcopy(good)
+        expected = _damaged(ckpt, case)
+        torch.save(ckpt, tmp_path / "damaged.pt")
+        cfg = load_config(None, _overrides(synthetic, tmp_path / case.replace(" ", "_"), 2,
+                                           **{"train.resume": f"'{tmp_path / 'damaged.pt'}'"}))  # fmt: skip
+        with pytest.raises(CliffError, match=re.escape(expected)) as err:
+            train(cfg)
+        assert "damaged.pt: cannot resume from it" in str(err.value) and "\n" not in str(err.value), case
