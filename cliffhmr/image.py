@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import warnings
@@ -35,6 +36,11 @@ class LoadedImage:
     def height(self) -> int:
         return self.pixels.shape[0]
 
+
+# PIL logs some refusals before raising (a TIFF's "More samples per pixel than can be decoded");
+# with no handler configured Python prints them to stderr beside our one line. A NullHandler
+# keeps them off stderr and still lets an application that configures logging see them.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 MAX_PIXELS = 100_000_000  # above any camera's photo; PIL only warns from 89 MP and refuses from 179 MP
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from cliffhmr.errors import CliffError
 from cliffhmr.image import MAX_PIXELS, load_image
+from conftest import assert_one_line_error, run_in_subprocess
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 
@@ -86,3 +87,17 @@ def test_bmp_heights(tmp_path, height):
         np.testing.assert_array_equal(image.pixels, original.pixels[::-1])
     else:
         assert image is None
+
+
+def test_a_refusal_pil_logs_is_not_a_second_line(tmp_path):
+    """PIL logs "More samples per pixel than can be decoded" before refusing such a TIFF; without
+    a handler Python prints it to stderr. In a child process, as a user runs it (pytest's own log
+    capture would hide the print here)."""
+    data = bytearray(ENCODED["TIFF"])
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    entries = [ifd + 2 + 12 * i for i in range(struct.unpack_from("<H", data, ifd)[0])]
+    (samples,) = [e for e in entries if struct.unpack_from("<H", data, e)[0] == 277]  # SamplesPerPixel
+    struct.pack_into("<H", data, samples + 8, 8)
+    (tmp_path / "eight.tif").write_bytes(bytes(data))
+    done = run_in_subprocess(["predict", "eight.tif", "--out", "out"], tmp_path)
+    assert_one_line_error(done.returncode, done.stderr, "eight.tif: not a readable image")
