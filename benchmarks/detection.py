@@ -18,8 +18,8 @@ A detection is a hit when its IoU with a still unmatched true box is at least 0.
 score first); a detection over an ``ignore`` region (tiny far figures) counts as nothing; every
 other detection is a false positive. Reported per detector: recall, false positives per image
 (real set; and on the composites, whose backgrounds hold no people), recall by size and kind,
-and the time per image of detection, and of detection + BlazePose keypoints on everyone found
-(``--keypoints``), the detectors interleaved. Goal (issue 10): recall >= 95% on the real set with at
+and the time per image of detection, and of detection + keypoints on everyone found
+(``--keypoints``: BlazePose with and without MoveNet's left/right check), the detectors interleaved. Goal (issue 10): recall >= 95% on the real set with at
 most 0.1 false positives per image, and >= 90% on composites taller than 10% of the frame.
 
     .venv/bin/python benchmarks/detection.py --composites 160 --keypoints --out benchmarks/results
@@ -245,38 +245,40 @@ def evaluate(detector, items: list[dict]) -> dict:
 
 
 def time_stages(dets: dict, items: list[dict], keypoints: bool, repeats: int = 3) -> dict:
-    """Per-image times of each detector (and of BlazePose on all the people it found), the
-    detectors interleaved image by image so that load from other work on the machine hits them
-    alike. Returns, per detector, the median detection time, the median keypoint time and the
-    mean of detection + keypoints per image (ms)."""
-    pose = None
+    """Per-image times of each detector (and of the keypoint stage on all the people it found:
+    BlazePose with MoveNet's left/right check, the default, and BlazePose alone), the detectors
+    and stages interleaved image by image so that load from other work on the machine hits
+    them alike. Returns, per detector, the median detection time, the median keypoint times and
+    the mean of detection + keypoints per image (ms)."""
+    poses = {}
     if keypoints:
         from cliffhmr.keypoints import PoseEstimator
 
-        pose = PoseEstimator()
+        poses = {"": PoseEstimator(), "_blazepose_alone": PoseEstimator(check_left_right=False)}
     boxes = {k: [d(it["image"]) for it in items] for k, d in dets.items()}  # warm-up, and the boxes
-    if pose is not None:
+    for pose in poses.values():
         pose(items[0]["image"], np.array([[0, 0, items[0]["image"].shape[1], items[0]["image"].shape[0]]], float))
     det_t = {k: [] for k in dets}
-    kp_t = {k: [] for k in dets}
+    kp_t = {(k, v): [] for k in dets for v in poses}
     for _ in range(repeats):
         for i, it in enumerate(items):
             for k, d in dets.items():
                 t = time.perf_counter()
                 d(it["image"])
                 det_t[k].append(time.perf_counter() - t)
-                t = time.perf_counter()
-                if pose is not None and len(boxes[k][i]):
-                    pose(it["image"], boxes[k][i][:, :4])
-                kp_t[k].append(time.perf_counter() - t)
+                for v, pose in poses.items():
+                    t = time.perf_counter()
+                    if len(boxes[k][i]):
+                        pose(it["image"], boxes[k][i][:, :4])
+                    kp_t[k, v].append(time.perf_counter() - t)
     out = {}
     for k in dets:
         out[k] = {"detection_median_ms": 1000 * float(np.median(det_t[k])),
                   "people_found": int(sum(len(b) for b in boxes[k]))}
-        if pose is not None:
-            out[k]["keypoints_median_ms"] = 1000 * float(np.median(kp_t[k]))
-            out[k]["detection_plus_keypoints_mean_ms"] = 1000 * float(np.mean(np.add(det_t[k], kp_t[k])))
-            out[k]["per_person_found_ms"] = out[k]["detection_plus_keypoints_mean_ms"] * len(items) / max(out[k]["people_found"], 1)
+        for v in poses:
+            out[k][f"keypoints{v}_median_ms"] = 1000 * float(np.median(kp_t[k, v]))
+            out[k][f"detection_plus_keypoints{v}_mean_ms"] = 1000 * float(np.mean(np.add(det_t[k], kp_t[k, v])))
+            out[k][f"per_person_found{v}_ms"] = out[k][f"detection_plus_keypoints{v}_mean_ms"] * len(items) / max(out[k]["people_found"], 1)
     return out
 
 
@@ -321,14 +323,15 @@ def report_md(report: dict) -> str:
         lines.append("| composites | false positives per image | " + " | ".join(f"{comp[n]['fp_per_image']:.2f}" for n in names) + " |")
     tm = report["timing"]
     lines.append("| real | median detection time per image (ms) | " + " | ".join(f"{tm[n]['detection_median_ms']:.0f}" for n in names) + " |")
-    if "keypoints_median_ms" in tm[names[0]]:
-        lines.append("| real | median keypoint time per image (ms; BlazePose on every person found) | "
-                     + " | ".join(f"{tm[n]['keypoints_median_ms']:.0f}" for n in names) + " |")
-        lines.append("| real | mean detection + keypoints per image (ms) | "
-                     + " | ".join(f"{tm[n]['detection_plus_keypoints_mean_ms']:.0f}" for n in names) + " |")
-    if "per_person_found_ms" in tm[names[0]]:
-        lines.append("| real | detection + keypoints per person found (ms) | "
-                     + " | ".join(f"{tm[n]['per_person_found_ms']:.0f}" for n in names) + " |")
+    for v, what in (("", "BlazePose + MoveNet check, the default"), ("_blazepose_alone", "BlazePose alone")):
+        if f"keypoints{v}_median_ms" not in tm[names[0]]:
+            continue
+        lines.append(f"| real | median keypoint time per image (ms; {what}, on every person found) | "
+                     + " | ".join(f"{tm[n][f'keypoints{v}_median_ms']:.0f}" for n in names) + " |")
+        lines.append(f"| real | mean detection + keypoints per image (ms; {what}) | "
+                     + " | ".join(f"{tm[n][f'detection_plus_keypoints{v}_mean_ms']:.0f}" for n in names) + " |")
+        lines.append(f"| real | detection + keypoints per person found (ms; {what}) | "
+                     + " | ".join(f"{tm[n][f'per_person_found{v}_ms']:.0f}" for n in names) + " |")
     lines.append("| real | people found (boxes returned, all images) | " + " | ".join(str(tm[n]["people_found"]) for n in names) + " |")
     lines += ["", "Real images, people found / people (false positives):", "",
               "| image | " + " | ".join(names) + " |", "| --- | " + " | ".join("---" for _ in names) + " |"]

@@ -1,5 +1,7 @@
-"""Whole-body left/right mirror errors of the keypoint stage on real video, before and after
-`cliffhmr.leftright.consistent_left_right`.
+"""Whole-body left/right mirror errors of the keypoint stage on real video: BlazePose alone, with
+MoveNet's reading as a check in each frame (`PoseEstimator()`'s default, what the default
+path runs on photos), fixed along the track (`cliffhmr.leftright.consistent_left_right`),
+and both.
 
 The videos: the pose2sim demo's single-person clip, one man on a force plate filmed by four
 portrait cameras (`Pose2Sim/Demo_SinglePerson/videos/cam01-04.mp4` in the PyPI wheel
@@ -32,21 +34,24 @@ from cliffhmr.leftright import consistent_left_right, swap_left_right
 FACING = {"cam01": +1, "cam02": +1, "cam03": -1, "cam04": -1}  # +1 facing the camera, -1 back to it
 
 
-def read_track(video: Path, detector: PersonDetector, pose: PoseEstimator) -> np.ndarray:
-    """(T, 17, 3) keypoints of the largest person in every frame (zeros where nobody is found)."""
+def read_tracks(video: Path, detector: PersonDetector, poses: list[PoseEstimator]) -> list[np.ndarray]:
+    """Per pose estimator, (T, 17, 3) keypoints of the largest person in every frame (zeros where
+    nobody is found); all estimators see the same boxes."""
     import av
 
-    rows = []
+    rows = [[] for _ in poses]
     with av.open(str(video)) as container:
         for frame in container.decode(video=0):
             image = frame.to_ndarray(format="rgb24")
             boxes = detector(image)
             if not len(boxes):
-                rows.append(np.zeros((17, 3), np.float32))
+                for r in rows:
+                    r.append(np.zeros((17, 3), np.float32))
                 continue
             area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-            rows.append(pose(image, boxes[[int(area.argmax())]]).coco[0])
-    return np.stack(rows)
+            for r, pose in zip(rows, poses):
+                r.append(pose(image, boxes[[int(area.argmax())]]).coco[0])
+    return [np.stack(r) for r in rows]
 
 
 def mirrored(track: np.ndarray, facing: int) -> np.ndarray:
@@ -56,27 +61,32 @@ def mirrored(track: np.ndarray, facing: int) -> np.ndarray:
     return seen & (np.sign(side) == -facing)
 
 
+def _along_track(track: np.ndarray) -> np.ndarray:
+    swap = consistent_left_right(track)
+    return np.where(swap[:, None, None], swap_left_right(track), track)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--videos", type=Path, required=True, help="folder with cam01.mp4 ... cam04.mp4")
     p.add_argument("--md", type=Path, help="write the table here too")
     p.add_argument("--save-track", nargs=2, metavar=("CAM", "NPZ"), help="save the raw track of camera CAM (1-4)")
     a = p.parse_args(argv)
-    detector, pose = PersonDetector(), PoseEstimator()
-    lines = ["| view | facing | frames | person found | mirrored before | mirrored after |", "| --- | --- | --- | --- | --- | --- |"]
-    total = np.zeros(3, int)
+    detector, alone, checked = PersonDetector(), PoseEstimator(check_left_right=False), PoseEstimator()
+    lines = ["| view | facing | frames | person found | BlazePose alone | + MoveNet check (each frame) | + track | check and track |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    total = np.zeros(5, int)
     start = time.perf_counter()
     for cam, facing in FACING.items():
-        track = read_track(a.videos / f"{cam}.mp4", detector, pose)
+        raw, single = read_tracks(a.videos / f"{cam}.mp4", detector, [alone, checked])
         if a.save_track and f"cam0{a.save_track[0]}" == cam:
-            np.savez_compressed(a.save_track[1], keypoints=track.astype(np.float32))
-        swap = consistent_left_right(track)
-        fixed = np.where(swap[:, None, None], swap_left_right(track), track)
-        found = int((track[..., 2] >= 0.5).any(-1).sum())
-        before, after = int(mirrored(track, facing).sum()), int(mirrored(fixed, facing).sum())
-        total += (found, before, after)
-        lines.append(f"| {cam} | {'camera' if facing > 0 else 'away'} | {len(track)} | {found} | {before} | {after} |")
-    lines.append(f"| all | | | {total[0]} | {total[1]} ({100 * total[1] / total[0]:.1f}%) | {total[2]} ({100 * total[2] / total[0]:.1f}%) |")
+            np.savez_compressed(a.save_track[1], keypoints=raw.astype(np.float32))
+        counts = [int((raw[..., 2] >= 0.5).any(-1).sum())]
+        for track in (raw, single, *(_along_track(t) for t in (raw, single))):
+            counts.append(int(mirrored(track, facing).sum()))
+        total += counts
+        lines.append(f"| {cam} | {'camera' if facing > 0 else 'away'} | {len(raw)} | " + " | ".join(map(str, counts)) + " |")
+    lines.append(f"| all | | | {total[0]} | " + " | ".join(f"{n} ({100 * n / total[0]:.1f}%)" for n in total[1:]) + " |")
     table = "\n".join(lines)
     print(table)
     print(f"{time.perf_counter() - start:.0f} s")

@@ -6,7 +6,9 @@ with onnxruntime: the pose detector (``pose_detection.onnx``) finds, inside a sq
 around each person box (side 1.25 x the box's longer side), the mid-hip point and body size and
 rotation from which MediaPipe frames its landmark model; the landmark model
 (``pose_landmark_full.onnx``) then gives 33 landmarks, refined from its heatmaps as MediaPipe
-does, of which the COCO-17 subset is kept. Details in :class:`PoseEstimator`.
+does, of which the COCO-17 subset is kept. MoveNet Lightning (Apache-2.0, converted by
+``tools/convert_movenet.py``) reads each person too, to catch BlazePose's whole-body left/right
+mirror errors. Details in :class:`PoseEstimator`.
 
 Confidence of a keypoint = sigmoid(visibility logit) * sigmoid(presence logit), in [0, 1]; 0 for
 a keypoint outside the image (BlazePose guesses those, at times with confidence 0.8).
@@ -37,9 +39,11 @@ from .body.base import COCO17_NAMES  # noqa: F401  (re-exported: the one definit
 from .detect import ASSETS, _ort_session, as_rgb_uint8
 from .errors import CliffError
 from .jsonio import read_json_file
+from .leftright import mirror_world, mirrored_against, swap_left_right
 
 DEFAULT_POSE = ASSETS / "pose_landmark_full.onnx"
 DEFAULT_POSE_DETECTOR = ASSETS / "pose_detection.onnx"
+DEFAULT_MOVENET = ASSETS / "movenet_lightning.onnx"
 
 # BlazePose 33-landmark topology index for each COCO-17 joint.
 BLAZEPOSE_TO_COCO17 = np.array([0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
@@ -60,6 +64,7 @@ _DET_NMS_IOU = 0.3
 _ROI_SCALE = 1.25  # MediaPipe enlarges the detector's body circle by 1.25 for the landmark ROI
 _HEATMAP_KERNEL = 7
 _HEATMAP_MIN_CONFIDENCE = 0.5
+_MOVENET_SIZE = 192
 
 
 @dataclass
@@ -195,6 +200,44 @@ def as_float32(keypoints) -> np.ndarray:
         return np.asarray(keypoints, dtype=np.float64).astype(np.float32)
 
 
+class MoveNet:
+    """MoveNet SinglePose Lightning: a second reading of each person's COCO-17 keypoints, which
+    `PoseEstimator` uses to check BlazePose's left and right. The two models were trained apart
+    and mislabel different frames (BlazePose read 37 of 387 person-frames of the pose2sim demo
+    mirrored, MoveNet 0; `benchmarks/leftright.py`). MoveNet's keypoints are coarser (192-pixel
+    input, no visibility model), so they only arbitrate.
+
+    ``MoveNet()(image, boxes)``: image (H, W, 3) uint8 RGB, boxes (N, 4+) pixels ->
+    (N, 17, 3) float32 COCO-17 keypoints (x, y in image pixels, score in [0, 1]).
+
+    Each person is a square crop on their box's centre, black outside the image, resized to
+    192x192; the model's (y, x) in [0, 1] of the crop are mapped back to the image."""
+
+    def __init__(self, model_path: str | Path | None = None, margin: float = 1.25):
+        self.model_path = Path(model_path) if model_path is not None else DEFAULT_MOVENET
+        self.margin = float(margin)
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = _ort_session(self.model_path, "MoveNet keypoint")
+        return self._session
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        pil = Image.fromarray(as_rgb_uint8(image))
+        out = np.zeros((len(boxes), 17, 3), np.float32)
+        for i, box in enumerate(np.asarray(boxes, dtype=np.float64)):
+            crop, a = warp_square(pil, *square_crop(box, self.margin), 0.0, _MOVENET_SIZE)
+            yxs = self.session.run(["keypoints"], {"image": crop[None].astype(np.int32)})[0].reshape(17, 3)
+            uv = yxs[:, [1, 0]].astype(np.float64) * _MOVENET_SIZE
+            out[i, :, :2] = uv @ a[:, :2].T + a[:, 2]
+            out[i, :, 2] = yxs[:, 2]
+        return out
+
+
 class PoseEstimator:
     """BlazePose landmarks per person box -> COCO-17 keypoints (+ metric world landmarks).
 
@@ -215,7 +258,11 @@ class PoseEstimator:
        if the pose detector finds no one, the box crop of step 1 is used, unrotated;
     3. that square (black outside the image) is resampled to 256x256, RGB in [0, 1], and run
        through the landmark model; x, y are refined from the heatmaps and mapped back to image
-       pixels; the world landmarks are rotated back by the ROI rotation (as MediaPipe does).
+       pixels; the world landmarks are rotated back by the ROI rotation (as MediaPipe does);
+    4. unless ``check_left_right`` is False, MoveNet reads the box's square crop of step 1 too;
+       a person it reads the other way round gets left and right exchanged and the world
+       landmarks reflected in depth (``cliffhmr.leftright``): BlazePose at times reads a whole
+       body mirrored.
 
     The ONNX sessions are created on first use and reused.
     """
@@ -226,7 +273,7 @@ class PoseEstimator:
     min_confidence = 0.5
 
     def __init__(self, model_path: str | None = None, margin: float = 1.25, refine: bool = True,
-                 detector_path: str | None = None, use_pose_detector: bool = True):
+                 detector_path: str | None = None, use_pose_detector: bool = True, check_left_right: bool = True):
         if not margin > 0:
             raise CliffError(f"pose crop margin must be > 0, got {margin}")
         self.model_path = Path(model_path) if model_path is not None else DEFAULT_POSE
@@ -234,6 +281,7 @@ class PoseEstimator:
         self.margin = float(margin)
         self.refine = bool(refine)
         self.use_pose_detector = bool(use_pose_detector)
+        self.reference = MoveNet(margin=self.margin) if check_left_right else None
         self._session = None
         self._det_session = None
         self._anchors = None
@@ -343,6 +391,9 @@ class PoseEstimator:
             coco[i] = outside_missing(np.concatenate([xy[sel], conf[sel, None]], axis=1), W, H)
             world[i] = w3[sel]
             score[i] = float(np.asarray(flag).reshape(-1)[0])
+        if self.reference is not None:
+            flip = mirrored_against(coco, self.reference(image, boxes), self.min_confidence)
+            coco[flip], world[flip] = swap_left_right(coco[flip]), mirror_world(world[flip])
         return Keypoints(coco=coco, world=world, score=score)
 
 

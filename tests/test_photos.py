@@ -99,3 +99,21 @@ def test_a_flipped_photo_gives_the_mirrored_body(results):
     unmirrored = np.linalg.norm(a * mirror - swap_left_right(b), axis=1)[seen].mean()
     assert err < 0.05, f"mirrored body off by {100 * err:.1f} cm"
     assert err < unmirrored / 3, (err, unmirrored)
+
+
+@pytest.mark.parametrize("name", ["sports2d_f070.jpg", "pose2sim_cam02_f050.jpg"])
+def test_people_blazepose_reads_mirrored_come_out_facing_the_camera(name):
+    """Real frames of a man facing the camera that BlazePose alone reads as facing away (see
+    tests/test_leftright.py): the fitted body's front, left shoulder x up (right-handed: left x
+    up = forward), points towards the camera (-z)."""
+    from PIL import Image
+
+    from cliffhmr.pipeline import Predictor
+
+    image = np.asarray(Image.open(Path(__file__).parent / "data" / name).convert("RGB"))
+    person = Predictor()(image).people[0]
+    k = person.joints[-17:]  # COCO-17, camera frame
+    left = k[5] - k[6]
+    up = 0.5 * (k[5] + k[6]) - 0.5 * (k[11] + k[12])
+    forward = np.cross(left, up)
+    assert forward[2] < -0.5 * np.linalg.norm(forward), f"{name}: front points along {forward / np.linalg.norm(forward)}"
