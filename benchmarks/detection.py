@@ -189,8 +189,10 @@ def make_composites(n: int, seed: int = 0) -> list[dict]:
         width, height = (360, 640) if portrait else (640, 360)
         bg = _cover(backgrounds[int(rng.integers(len(backgrounds)))], width, height, rng)
         with torch.no_grad():
-            verts = body(_pose(body, poses, kind, rng), torch.from_numpy(rng.standard_normal((1, body.num_betas)) * 0.5).float()).vertices[0].double()
-        verts = verts - verts.mean(0)
+            posed = body(_pose(body, poses, kind, rng), torch.from_numpy(rng.standard_normal((1, body.num_betas)) * 0.5).float())
+        verts, keypoints = posed.vertices[0].double(), posed.keypoints[0].double()
+        centre = verts.mean(0)
+        verts, keypoints = verts - centre, keypoints - centre
         f = width / 2 / math.tan(math.radians(rng.uniform(50, 70)) / 2)
         # Depth so that the long side of the person's box is the drawn fraction of the frame height
         # (at most what the frame can hold), then a random position that keeps the box inside.
@@ -222,7 +224,9 @@ def make_composites(n: int, seed: int = 0) -> list[dict]:
             continue
         box = np.array([[cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]], float)
         size = max(box[0, 2] - box[0, 0], box[0, 3] - box[0, 1]) / height
-        out.append({"name": f"composite_{i:03d}", "image": img, "truth": box, "ignore": np.zeros((0, 4)),
+        kp = keypoints.numpy()
+        kp2d = kp[:, :2] / (kp[:, 2:] + z) * f + np.array([ox, oy])  # COCO-17 where the renderer put them
+        out.append({"name": f"composite_{i:03d}", "image": img, "truth": box, "ignore": np.zeros((0, 4)), "keypoints": kp2d,
                     "kind": kind, "frame": "portrait" if portrait else "landscape", "size": float(size),
                     "height_frac": float((box[0, 3] - box[0, 1]) / height)})
     return out

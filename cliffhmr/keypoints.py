@@ -207,15 +207,14 @@ class MoveNet:
     mirrored, MoveNet 0; `benchmarks/leftright.py`). MoveNet's keypoints are coarser (192-pixel
     input, no visibility model), so they only arbitrate.
 
-    ``MoveNet()(image, boxes)``: image (H, W, 3) uint8 RGB, boxes (N, 4+) pixels ->
-    (N, 17, 3) float32 COCO-17 keypoints (x, y in image pixels, score in [0, 1]).
+    ``MoveNet().read(pil_image, cx, cy, side, theta)``: (17, 3) float32 COCO-17 keypoints (x, y
+    in image pixels, score in [0, 1]) of the person in a square region of the image (see
+    `warp_square`), resampled to 192x192; `PoseEstimator` gives it BlazePose's landmark region,
+    turned so that the body is upright (MoveNet, given lying people as they lie, reads a quarter
+    of them mirrored on the composites of `benchmarks/leftright.py`)."""
 
-    Each person is a square crop on their box's centre, black outside the image, resized to
-    192x192; the model's (y, x) in [0, 1] of the crop are mapped back to the image."""
-
-    def __init__(self, model_path: str | Path | None = None, margin: float = 1.25):
+    def __init__(self, model_path: str | Path | None = None):
         self.model_path = Path(model_path) if model_path is not None else DEFAULT_MOVENET
-        self.margin = float(margin)
         self._session = None
 
     @property
@@ -224,17 +223,12 @@ class MoveNet:
             self._session = _ort_session(self.model_path, "MoveNet keypoint")
         return self._session
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        from PIL import Image
-
-        pil = Image.fromarray(as_rgb_uint8(image))
-        out = np.zeros((len(boxes), 17, 3), np.float32)
-        for i, box in enumerate(np.asarray(boxes, dtype=np.float64)):
-            crop, a = warp_square(pil, *square_crop(box, self.margin), 0.0, _MOVENET_SIZE)
-            yxs = self.session.run(["keypoints"], {"image": crop[None].astype(np.int32)})[0].reshape(17, 3)
-            uv = yxs[:, [1, 0]].astype(np.float64) * _MOVENET_SIZE
-            out[i, :, :2] = uv @ a[:, :2].T + a[:, 2]
-            out[i, :, 2] = yxs[:, 2]
+    def read(self, pil_image, cx: float, cy: float, side: float, theta: float) -> np.ndarray:
+        crop, a = warp_square(pil_image, cx, cy, side, theta, _MOVENET_SIZE)
+        yxs = self.session.run(["keypoints"], {"image": crop[None].astype(np.int32)})[0].reshape(17, 3)
+        out = np.empty((17, 3), np.float32)
+        out[:, :2] = (yxs[:, [1, 0]].astype(np.float64) * _MOVENET_SIZE) @ a[:, :2].T + a[:, 2]
+        out[:, 2] = yxs[:, 2]
         return out
 
 
@@ -259,7 +253,7 @@ class PoseEstimator:
     3. that square (black outside the image) is resampled to 256x256, RGB in [0, 1], and run
        through the landmark model; x, y are refined from the heatmaps and mapped back to image
        pixels; the world landmarks are rotated back by the ROI rotation (as MediaPipe does);
-    4. unless ``check_left_right`` is False, MoveNet reads the box's square crop of step 1 too;
+    4. unless ``check_left_right`` is False, MoveNet reads the same region of interest too;
        a person it reads the other way round gets left and right exchanged and the world
        landmarks reflected in depth (``cliffhmr.leftright``): BlazePose at times reads a whole
        body mirrored.
@@ -281,7 +275,7 @@ class PoseEstimator:
         self.margin = float(margin)
         self.refine = bool(refine)
         self.use_pose_detector = bool(use_pose_detector)
-        self.reference = MoveNet(margin=self.margin) if check_left_right else None
+        self.reference = MoveNet() if check_left_right else None
         self._session = None
         self._det_session = None
         self._anchors = None
@@ -368,12 +362,15 @@ class PoseEstimator:
         coco = np.zeros((n, 17, 3), np.float32)
         world = np.zeros((n, 17, 3), np.float32)
         score = np.zeros((n,), np.float32)
+        reference = np.zeros((n, 17, 3), np.float32)
         for i, box in enumerate(boxes):
             roi = self.pose_roi(pil, box) if self.use_pose_detector else None
             if roi is None:
                 roi = (*square_crop(box, self.margin), 0.0)
             cx, cy, side, theta = roi
             crop, a = warp_square(pil, cx, cy, side, theta, _INPUT_SIZE)
+            if self.reference is not None:
+                reference[i] = self.reference.read(pil, cx, cy, side, theta)
             x = crop.astype(np.float32)[None] * (1.0 / 255.0)
             lm, flag, heatmap, wl = self.session.run(["landmarks", "pose_flag", "heatmap", "world"], {"image": x})
             lm = lm.reshape(-1, 5)[:33].astype(np.float64)
@@ -392,7 +389,7 @@ class PoseEstimator:
             world[i] = w3[sel]
             score[i] = float(np.asarray(flag).reshape(-1)[0])
         if self.reference is not None:
-            flip = mirrored_against(coco, self.reference(image, boxes), self.min_confidence)
+            flip = mirrored_against(coco, reference, self.min_confidence)
             coco[flip], world[flip] = swap_left_right(coco[flip]), mirror_world(world[flip])
         return Keypoints(coco=coco, world=world, score=score)
 

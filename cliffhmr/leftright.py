@@ -65,20 +65,24 @@ def consistent_left_right(track: np.ndarray, min_conf: float = 0.5) -> np.ndarra
 
 
 def mirrored_against(keypoints: np.ndarray, reference: np.ndarray, min_conf: float = 0.5, reference_conf: float = 0.3,
-                     margin: float = 0.5) -> np.ndarray:  # fmt: skip
+                     margin: float = 0.5, min_reference_points: int = 8) -> np.ndarray:  # fmt: skip
     """Which people a second keypoint model reads the other way round.
 
     keypoints, reference: (N, 17, 3) COCO-17 of the same N people (pixels, confidence) from two
     models; `reference_conf` is where the reference's scores mean seen (MoveNet's are lower than
     BlazePose's). Returns (N,) bool, True where swapping left and right brings `keypoints`
     closer to the reference by more than `margin` (swapped distance < margin * kept distance):
-    side views, where both labellings lie close, stay as they are.
+    side views, where both labellings lie close, stay as they are; so does a person the
+    reference sees fewer than `min_reference_points` keypoints of (an unsure reading, which on
+    the composites of `benchmarks/leftright.py` flipped correct labels).
     """
     ref = np.asarray(reference, dtype=np.float64).copy()
     ref[..., 2] = np.where(ref[..., 2] >= reference_conf, 1.0, 0.0)
     kp = np.nan_to_num(np.asarray(keypoints, dtype=np.float64), nan=0.0)
     out = np.zeros(len(kp), dtype=bool)
     for i in range(len(kp)):
+        if ref[i, :, 2].sum() < min_reference_points:
+            continue
         keep, swapped = _distance(kp[i], ref[i], min_conf), _distance(swap_left_right(kp[i]), ref[i], min_conf)
         out[i] = bool(swapped < margin * keep)  # False when either is NaN
     return out

@@ -67,16 +67,18 @@ def test_blazepose_mirror_errors_on_a_real_video_are_undone():
 def test_a_reference_reading_the_body_the_other_way_flips_it():
     """Person 0 read the way the reference reads it, person 1 mirrored, person 2 seen from the
     side (left and right 2 px apart: either labelling is as near, so no flip), person 3 unseen by
-    the reference."""
+    the reference, person 4 mirrored but the reference sure of only 7 keypoints (too few to
+    overrule)."""
     front = _walker(1)[0]
     side = front.copy()  # arms down and legs together, seen side-on: each pair 2 px apart
     side[:, 0] = 400 + np.sign(np.arange(17) % 2 - 0.5) * 1.0  # left +1 px, right -1 px, nose -1 px
     side[:, 1] = 0.5 * (front[:, 1] + swap_left_right(front)[:, 1])
-    people = np.stack([front, swap_left_right(front), side, front])
-    reference = np.stack([front, front, swap_left_right(side), front])
+    people = np.stack([front, swap_left_right(front), side, front, swap_left_right(front)])
+    reference = np.stack([front, front, swap_left_right(side), front, front])
     reference[3, :, 2] = 0.1
-    reference[:3, :, :2] += np.random.default_rng(0).normal(0, 2.0, (3, 17, 2))
-    np.testing.assert_array_equal(mirrored_against(people, reference), [False, True, False, False])
+    reference[4, 7:, 2] = 0.1
+    reference[:, :, :2] += np.random.default_rng(0).normal(0, 2.0, (5, 17, 2))
+    np.testing.assert_array_equal(mirrored_against(people, reference), [False, True, False, False, False])
 
 
 def test_mirror_world_is_the_body_reflected_through_the_image_plane():
