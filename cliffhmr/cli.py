@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--min-quality", type=float, default=0.5,
                    help="rows whose fit agrees less with the keypoints (0..1) get has_smpl=0 (default 0.5)")  # fmt: skip
 
+    e = sub.add_parser("export", help="a CLIFF checkpoint -> an ONNX file that --checkpoint takes (runs in onnxruntime)")
+    e.add_argument("--checkpoint", required=True, help="a CLIFF checkpoint (official .pt or ours)")
+    e.add_argument("--out", required=True, help="the file to write (.onnx)")
+    e.add_argument("--format", choices=["onnx"], default="onnx", help="the only format so far: onnx (opset 18, dynamic batch)")
+    e.add_argument("--backbone", choices=["res50", "hr48"], help="check the checkpoint holds this backbone (default: detect)")
+
     sub.add_parser("train", help="train a CLIFF model (see docs/training.md)", add_help=False)
     sub.add_parser("eval", help="evaluate a checkpoint on 3DPW / H36M / AGORA / synthetic data", add_help=False)
     sub.add_parser("convert", help="official dataset downloads (3DPW) -> npz annotation files", add_help=False)
@@ -61,7 +67,8 @@ def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     """What predict and annotate share: the photos, the models, boxes and camera."""
     p.add_argument("input", help="an image file or a folder of images")
     p.add_argument("--out", required=True, help=out_help)
-    p.add_argument("--checkpoint", help="a CLIFF checkpoint (official .pt or ours); needs --smpl. Default: keypoints + fitting")
+    p.add_argument("--checkpoint", help="a CLIFF checkpoint (official .pt, ours, or a `cliffhmr export`ed .onnx, run in onnxruntime); needs --smpl. "
+                   "Default: keypoints + fitting")  # fmt: skip
     p.add_argument("--backbone", choices=["res50", "hr48"], help="check the checkpoint holds this backbone (default: detect)")
     p.add_argument("--smpl", help="SMPL model file (.pkl/.npz) or folder; default body model: Anny")
     p.add_argument("--boxes", help='JSON {"image.jpg": [[x1, y1, x2, y2, score], ...]}; default: detect people')
@@ -99,7 +106,7 @@ def _run(argv: list[str]) -> int:
 
             return convert_main(argv[1:])
         args = build_parser().parse_args(argv)
-        return annotate_command(args) if args.command == "annotate" else predict_command(args)
+        return {"annotate": annotate_command, "export": export_command}.get(args.command, predict_command)(args)
     except CliffError as e:
         print(f"cliffhmr: error: {e}", file=sys.stderr)
         return 2
@@ -130,6 +137,20 @@ def predict_command(args) -> int:
 
     failed = _each_image(args, images, boxes, keypoints, predictor, write, "predict")
     return _report_failures(failed, images)
+
+
+def export_command(args) -> int:
+    from .atomic import check_output_file
+    from .models import export_onnx, load_checkpoint
+    from .models.onnx_network import OPSET
+
+    out = check_output_file(args.out)
+    if out.suffix.lower() != ".onnx":
+        raise CliffError(f"{out}: an ONNX file is named .onnx (commands tell it from a torch checkpoint by that)")
+    loaded = load_checkpoint(args.checkpoint, backbone=args.backbone)
+    export_onnx(loaded, out)
+    print(f"wrote {out} (CLIFF-{loaded.backbone}, crop height {loaded.model.crop_height}, opset {OPSET}, any batch size)", file=sys.stderr)
+    return 0
 
 
 def annotate_command(args) -> int:

@@ -207,7 +207,7 @@ def _gendered_bodies(smpl: str, device) -> dict[str, object]:
 
 def evaluate(s: EvalSettings) -> dict:
     """Run the protocol; returns the results dict (also written to --out as JSON + markdown)."""
-    from .models import load_checkpoint
+    from .models import load_network
 
     root = Path(s.root)
     if not root.is_dir():
@@ -216,7 +216,7 @@ def evaluate(s: EvalSettings) -> dict:
     device = resolve_device(s.device)
     out_dir = check_output_dir(s.out) if s.out else None  # before any work: a file in the way, read-only
 
-    loaded = load_checkpoint(s.checkpoint, device=device)
+    loaded = load_network(s.checkpoint, device=device)
     model = loaded.model
     mode = loaded.mode
     bodies = _gendered_bodies(s.smpl, device)
@@ -375,7 +375,7 @@ def results_markdown(r: dict) -> str:
 
 def main(argv: list[str]) -> int:
     p = ArgumentParser(prog="cliffhmr eval", description="Evaluate a CLIFF checkpoint (see docs/training.md).")
-    p.add_argument("--checkpoint", required=True, help="official CLIFF checkpoint or one of ours")
+    p.add_argument("--checkpoint", required=True, help="official CLIFF checkpoint, one of ours, or a `cliffhmr export`ed .onnx")
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     p.add_argument("--root", required=True, help="dataset folder: images, and the annotation npz unless --npz")
     p.add_argument("--npz", help="annotation file (default: ROOT/" + ", ROOT/".join(f"{v} for {k}" for k, v in DATASETS.items()) + ")")

@@ -121,11 +121,11 @@ class Predictor:
         self.device = resolve_device(cfg.device)
         self.network = None
         if cfg.checkpoint is not None:
-            from .models import load_checkpoint
+            from .models import load_network
 
             if cfg.body_model in (None, "anny"):
                 raise CliffError("the CLIFF network predicts SMPL parameters: pass --smpl PATH with --checkpoint")
-            self.network = load_checkpoint(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device)
+            self.network = load_network(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device)
         self.body: BodyModel = load_body_model(cfg.body_model, device=cfg.device)
         self._detector = None
         self._pose = None
