@@ -242,6 +242,15 @@ def test_obj_round_trip():
     np.testing.assert_array_equal(mesh.faces, f)
 
 
+def test_obj_text_is_one_line_per_vertex_and_face():
+    """Against lines formatted one by one: 6 decimals, negative zero and large values as Python
+    prints them, faces 1-based, a newline after every line."""
+    v = np.array([[0.0, -0.0, 1e-7], [-1.25, 123456.789, -2e-6]])
+    f = np.array([[0, 1, 0]])
+    want = "".join(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in v) + "f 1 2 1\n"
+    assert obj_text(v, f) == want == "v 0.000000 -0.000000 0.000000\nv -1.250000 123456.789000 -0.000002\nf 1 2 1\n"
+
+
 def test_glb_structure_and_round_trip():
     import io
 
