@@ -28,13 +28,12 @@ of ``cliffhmr/assets/LICENSES.md``:
 
 Checks: the float16-stored file against the float32 conversion on random pixels (max abs
 difference printed) and the sha256 of everything read and written. That the keypoints mean
-what is said above is checked on real frames by ``tests/test_keypoints.py``.
+what is said above is checked on real frames by ``tests/test_leftright.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -42,15 +41,11 @@ import subprocess
 import sys
 import tempfile
 
-from onnx_fp16 import store_weights_fp16  # tools/ is on sys.path when a script here runs
+from onnx_fp16 import sha256_of as sha, store_weights_fp16  # tools/ is on sys.path when a script here runs
 
 NAME = "movenet-lightning"
 FUSED = ("_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul")
 
-
-def sha(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def with_fused_arg_types(graph: dict) -> dict:

@@ -37,21 +37,16 @@ here; that the conversion and the decoding above are right is checked end to end
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
-from onnx_fp16 import store_weights_fp16  # tools/ is on sys.path when a script here runs
+from onnx_fp16 import sha256_of as sha, store_weights_fp16  # tools/ is on sys.path when a script here runs
 
 GRID = {52 * 52: 8, 26 * 26: 16, 13 * 13: 32}  # cells at 416 input -> stride
 
-
-def sha(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def rename_io(model, signature: dict) -> None:

@@ -1,4 +1,11 @@
-"""Shared by the conversion scripts: halve ONNX files by storing weights as float16."""
+"""Shared by the conversion scripts: halve ONNX files by storing weights as float16; file hashes."""
+
+import hashlib
+
+
+def sha256_of(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def store_weights_fp16(model, min_size: int = 1024):
