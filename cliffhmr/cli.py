@@ -9,15 +9,8 @@ import argparse
 import sys
 import warnings
 
+from .arguments import ArgumentParser
 from .errors import CliffError
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with its mistakes (a missing or misspelt argument, `--focal abc`) as the project's
-    one line and exit code 2; argparse itself prints its usage too."""
-
-    def error(self, message: str):
-        raise CliffError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def _parse_focal(text: str) -> float:

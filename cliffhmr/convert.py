@@ -26,7 +26,7 @@ import torch
 
 from .atomic import check_output_file, write_npz_atomic
 from .body.pickle_safe import load_pickle
-from .cli import ArgumentParser
+from .arguments import ArgumentParser
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .errors import CliffError
 from .rotation import axis_angle_to_rotmat, rotmat_to_axis_angle

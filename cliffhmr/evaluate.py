@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from .atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
 from .camera import bbox_info, perspective_project
-from .cli import ArgumentParser
+from .arguments import ArgumentParser
 from .crop import RESCALE_EVALUATION, box_to_center_scale
 from .data import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
 from .device import resolve_device

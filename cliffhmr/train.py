@@ -31,7 +31,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from .atomic import check_output_dir, write_errors, write_text_atomic
-from .cli import ArgumentParser
+from .arguments import ArgumentParser
 from .crop import MAX_CROP_HEIGHT, valid_crop_height
 from .data import SMPL_NUM_BETAS, SMPL_NUM_JOINTS, AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
 from .device import resolve_device
