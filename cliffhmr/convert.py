@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .atomic import check_output_file, write_npz_atomic
+from .body import load_smpl
 from .body.pickle_safe import load_pickle
 from .arguments import ArgumentParser
 from .crop import RESCALE_EVALUATION, box_to_center_scale
@@ -75,8 +76,6 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
 
     smpl: a folder holding SMPL_MALE / SMPL_FEMALE (.pkl or .npz), for each actor's pelvis J_0.
     """
-    from .train import load_smpl
-
     root, out = Path(root), check_output_file(out)  # before any work: a folder or a read-only place
     files = sorted((root / "sequenceFiles" / split).glob("*.pkl"))
     if not files:

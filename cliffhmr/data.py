@@ -681,7 +681,7 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
     from .camera import perspective_project
     from .rotation import rotmat_to_axis_angle
     from .synthetic import FACE_CAMERA, sample_rotmats
-    from .train import load_smpl
+    from .body import load_smpl
 
     out = Path(out_dir)
     body = load_smpl(str(smpl), torch.device("cpu"))

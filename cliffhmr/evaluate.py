@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
+from .body import load_joint_regressor, load_smpl
 from .camera import bbox_info, perspective_project
 from .arguments import ArgumentParser
 from .crop import RESCALE_EVALUATION, box_to_center_scale
@@ -94,18 +95,6 @@ class Skeleton:
         extra = body.regress(posed.vertices, self.extra) if self.extra is not None else None
         j24 = body_to_j24(posed.joints, posed.keypoints, extra)
         return j24[:, J24_TO_J14], j24[:, list(J24_HIPS)].mean(1)
-
-
-def load_regressor(path: str | None, body, rows: int = 17) -> torch.Tensor | None:
-    """A (rows, V) joint regressor file for `body`, or None when no path is given."""
-    from .body import load_joint_regressor
-
-    if not path:
-        return None
-    reg = load_joint_regressor(path)
-    if reg.shape != (rows, body.num_vertices):
-        raise CliffError(f"{path}: expected a ({rows}, {body.num_vertices}) joint regressor, got {tuple(reg.shape)}")
-    return reg
 
 
 def protocol_boxes(ann, body, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -193,8 +182,6 @@ class EvalSettings:
 def _gendered_bodies(smpl: str, device) -> dict[str, object]:
     """'n': the model the prediction drives; 'm' / 'f' too when `smpl` is a folder holding
     SMPL_MALE / SMPL_FEMALE, for gendered ground truth (3DPW)."""
-    from .train import load_smpl
-
     bodies = {"n": load_smpl(smpl, device)}
     if Path(smpl).is_dir():
         for g in ("male", "female"):
@@ -221,7 +208,8 @@ def evaluate(s: EvalSettings) -> dict:
     mode = loaded.mode
     bodies = _gendered_bodies(s.smpl, device)
     body = bodies["n"]
-    regressor, extra = load_regressor(s.joint_regressor, body), load_regressor(s.joint_regressor_extra, body, rows=9)
+    regressor = load_joint_regressor(s.joint_regressor, body, rows=17) if s.joint_regressor else None
+    extra = load_joint_regressor(s.joint_regressor_extra, body, rows=9) if s.joint_regressor_extra else None
     skeleton = Skeleton(*(r.to(device) if r is not None else None for r in (regressor, extra)))
 
     ds = NpzDataset(DatasetSpec(str(npz), str(root)), augment=None, crop_height=model.crop_height)

@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader
 from .atomic import check_output_dir, write_errors, write_text_atomic
 from .arguments import ArgumentParser
 from .crop import MAX_CROP_HEIGHT, valid_crop_height
-from .data import SMPL_NUM_BETAS, SMPL_NUM_JOINTS, AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
+from .body import load_joint_regressor, load_smpl
+from .data import AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
 from .device import resolve_device
 from .errors import CliffError
 from .jsonio import read_text_file
@@ -333,30 +334,6 @@ def _lr_lambda(cfg: OptimConfig, total: int):
     return factor
 
 
-def load_extra_regressor(path: str | None, body) -> torch.Tensor | None:
-    """SPIN's J_regressor_extra (9, V) for the exact J24 joints (see data.body_to_j24), or None."""
-    from .body import load_joint_regressor
-
-    if not path:
-        return None
-    reg = load_joint_regressor(path)
-    if reg.shape != (9, body.num_vertices):
-        raise CliffError(f"{path}: expected SPIN's J_regressor_extra of shape (9, {body.num_vertices}), got {tuple(reg.shape)}")
-    return reg
-
-
-def load_smpl(path: str, device: torch.device, gender: str = "neutral"):
-    """The SMPL body the network's parameters drive (24 joints, 10 betas): a file, or a folder of SMPL_<GENDER> files."""
-    from .body import load_body_model
-
-    if not path or path == "anny":
-        raise CliffError("the CLIFF network predicts SMPL parameters: give an SMPL model file (body.smpl / --smpl)")
-    body = load_body_model(path, gender, device=device)
-    if body.num_joints != SMPL_NUM_JOINTS or body.num_betas < SMPL_NUM_BETAS:
-        raise CliffError(f"{path}: need an SMPL model (24 joints, >= 10 betas), got {body.num_joints} joints, {body.num_betas} betas")
-    return body
-
-
 def _autocast(cfg: RunConfig, device: torch.device):
     use = cfg.precision == "bf16" or (
         cfg.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -407,8 +384,9 @@ def train(cfg: Config) -> TrainResult:
 
     model = build_model(cfg.model, info.device)
     body = load_smpl(cfg.body.smpl, info.device)
-    extra = load_extra_regressor(cfg.body.joint_regressor_extra, body)
-    extra = extra.to(info.device) if extra is not None else None
+    # SPIN's J_regressor_extra: the exact J24 joints (see data.body_to_j24)
+    extra = cfg.body.joint_regressor_extra
+    extra = load_joint_regressor(extra, body, rows=9).to(info.device) if extra else None
     ddp = (
         torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
         if info.world > 1

@@ -217,6 +217,13 @@ def test_joint_regressor(smpl, tmp_path):
         load_joint_regressor(tmp_path / "flat.npy")
     with pytest.raises(CliffError, match="no such joint regressor file"):
         load_joint_regressor(tmp_path / "missing.npy")
+    # For a body and a row count (H36M's 17, SPIN's extra 9): the shape is checked when loaded.
+    assert load_joint_regressor(tmp_path / "J_regressor_h36m.npy", smpl, rows=17).shape == (17, 6890)
+    with pytest.raises(CliffError, match=r"shape \(9, 6890\) for the smpl body, got \(17, 6890\)"):
+        load_joint_regressor(tmp_path / "J_regressor_h36m.npy", smpl, rows=9)
+    np.save(tmp_path / "short.npy", np.zeros((17, 100)))
+    with pytest.raises(CliffError, match=r"\(17, 6890\)"):
+        load_joint_regressor(tmp_path / "short.npy", smpl, rows=17)
 
 
 # ---------------------------------------------------------------- Anny

@@ -211,7 +211,7 @@ def test_mix_sampler_rejects_bad_ratios():
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     from cliffhmr.data import SyntheticConfig, generate_synthetic, write_toy_smpl
-    from cliffhmr.train import load_smpl
+    from cliffhmr.body import load_smpl
 
     root = tmp_path_factory.mktemp("gen")
     write_toy_smpl(root / "toy_smpl.npz")

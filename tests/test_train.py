@@ -32,7 +32,8 @@ from cliffhmr.data import (
 from cliffhmr.errors import CliffError
 from cliffhmr.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
 from cliffhmr.models import CLIFF, CliffOutput, load_checkpoint
-from cliffhmr.train import RunConfig, load_config, load_pretrained_backbone, load_smpl, train
+from cliffhmr.body import load_smpl
+from cliffhmr.train import RunConfig, load_config, load_pretrained_backbone, train
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
