@@ -119,7 +119,7 @@ def _pose(body, poses, kind: str, rng: np.random.Generator):
     """(1, J, 3, 3) local rotations for one person of `kind`, root in the camera frame."""
     import torch
 
-    from cliffhmr.rotation import axis_angle_to_rotmat
+    from cliffhmr.geometry.rotation import axis_angle_to_rotmat
     from cliffhmr.synthetic import FACE_CAMERA
 
     aa = poses[int(rng.integers(len(poses)))].clone()[None]

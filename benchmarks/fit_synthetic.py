@@ -33,7 +33,7 @@ from cliffhmr.crop import box_to_center_scale
 from cliffhmr.evaluate import mpjpe, pa_mpjpe
 from cliffhmr.fit import FitConfig, fit_people
 from cliffhmr.regressor import initial_estimate
-from cliffhmr.rotation import geodesic_angle
+from cliffhmr.geometry.rotation import geodesic_angle
 from cliffhmr.synthetic import load_mocap_poses, make_scenes
 
 BUCKETS = ((0, 10), (10, 20), (20, 90))

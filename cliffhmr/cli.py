@@ -14,13 +14,13 @@ from .errors import CliffError
 
 
 def _parse_focal(text: str) -> float:
-    from .camera import check_focal  # here: torch loads with it, and --help need not wait
+    from .geometry.camera import check_focal  # here: torch loads with it, and --help need not wait
 
     return check_focal(text)
 
 
 def _parse_intrinsics(text: str):
-    from .camera import Intrinsics
+    from .geometry.camera import Intrinsics
 
     try:
         fx, fy, cx, cy = (float(x) for x in text.split(","))

@@ -38,9 +38,9 @@ from torch.utils.data import Dataset, Sampler
 
 from . import crop
 from .errors import CliffError
+from .geometry.rotation import axis_angle_to_rotmat
 from .image import load_image
 from .npzio import read_npz
-from .rotation import axis_angle_to_rotmat
 
 # --------------------------------------------------------------------------- joint sets
 
@@ -678,8 +678,8 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
     from PIL import Image
 
     from .atomic import write_npz_atomic
-    from .camera import perspective_project
-    from .rotation import rotmat_to_axis_angle
+    from .geometry.camera import perspective_project
+    from .geometry.rotation import rotmat_to_axis_angle
     from .synthetic import FACE_CAMERA, sample_rotmats
     from .body import load_smpl
 

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import camera, crop
+from . import crop
 from .body import COCO17_NAMES, BodyModel, load_body_model
 from .device import resolve_device
 from .errors import CliffError
 from .fit import FitConfig
+from .geometry import camera
+from .geometry.rotation import rotmat_to_axis_angle
 from .image import LoadedImage, load_image
-from .rotation import rotmat_to_axis_angle
 
 
 @dataclass

@@ -17,9 +17,9 @@ import torch
 
 from .body import BodyModel
 from .body.prior import mirror_pose
-from .camera import perspective_project
 from .errors import CliffError
-from .rotation import axis_angle_to_rotmat
+from .geometry.camera import perspective_project
+from .geometry.rotation import axis_angle_to_rotmat
 
 # Real motion retargeted onto Anny by tools/convert_mocap.py (in the source tree, not the wheel).
 MOCAP_FILE = Path(__file__).resolve().parents[1] / "data" / "mocap" / "anny_poses.npz"

@@ -30,10 +30,10 @@ import torch.distributed as dist
 import yaml
 from torch.utils.data import DataLoader
 
-from .atomic import check_output_dir, write_errors, write_text_atomic
 from .arguments import ArgumentParser
-from .crop import MAX_CROP_HEIGHT, valid_crop_height
+from .atomic import check_output_dir, write_errors, write_text_atomic
 from .body import load_joint_regressor, load_smpl
+from .crop import MAX_CROP_HEIGHT, valid_crop_height
 from .data import AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
 from .device import resolve_device
 from .errors import CliffError
@@ -484,7 +484,7 @@ def train(cfg: Config) -> TrainResult:
 
 def _bbox_info(batch: dict, cfg: Config) -> torch.Tensor:
     """CLIFF's (B, 3) box descriptor; zeros for the HMR baseline, which must not see where the box is."""
-    from .camera import bbox_info
+    from .geometry.camera import bbox_info
 
     if cfg.loss.mode == "hmr":
         return torch.zeros(batch["b"].shape[0], 3, device=batch["b"].device)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cliffhmr.camera import Intrinsics
+from cliffhmr.geometry.camera import Intrinsics
 from cliffhmr.errors import CliffError
 from cliffhmr.evaluate import EvalSettings
 from cliffhmr.image import load_image

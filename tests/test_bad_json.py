@@ -16,7 +16,7 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cliffhmr.camera import Intrinsics, check_focal
+from cliffhmr.geometry.camera import Intrinsics, check_focal
 from cliffhmr.crop import box_to_center_scale, validate_boxes
 from cliffhmr.errors import CliffError
 from cliffhmr.image import LoadedImage, load_boxes_file

@@ -15,7 +15,7 @@ from cliffhmr.body.anny import ANNY_JOINT_NAMES, CANONICAL_FROM_ANNY, PHENOTYPES
 from cliffhmr.body.pickle_safe import load_pickle
 from cliffhmr.body.smpl import SMPLModel
 from cliffhmr.errors import CliffError
-from cliffhmr.rotation import axis_angle_to_rotmat
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 from smpl_files import SMPL_PARENTS, FakeCh, as_official_pickle, dump_with_fake_chumpy, random_smpl_arrays
 
 COCO = {name: i for i, name in enumerate(COCO17_NAMES)}
@@ -381,7 +381,7 @@ def test_forward_kinematics_by_levels_equals_joint_by_joint_chaining():
     """A second computation: chain each joint onto its parent one at a time (G_j = G_p R_j,
     p_j = p_p + G_p (rest_j - rest_p)), on a branching tree given in non-level order."""
     from cliffhmr.body.base import forward_kinematics
-    from cliffhmr.rotation import axis_angle_to_rotmat
+    from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 
     parents = [-1, 0, 0, 1, 2, 3, 1, 6, 4, 0]
     gen = torch.Generator().manual_seed(0)

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from cliffhmr import camera
-from cliffhmr.rotation import axis_angle_to_rotmat
+from cliffhmr.geometry import camera
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 
 
 def _boxes(n, W, H, gen):

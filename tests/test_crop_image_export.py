@@ -138,7 +138,7 @@ def test_absurd_exif_focal_is_ignored_with_a_warning(tmp_path, capsys):
 
 
 def test_cameras_that_make_no_sense_are_refused(tmp_path, capsys):
-    from cliffhmr.camera import Intrinsics
+    from cliffhmr.geometry.camera import Intrinsics
     from conftest import run
 
     for values in ((float("inf"), 1, 2, 3), (100, float("nan"), 2, 3), (100, 100, float("inf"), 3), (-5, 100, 2, 3)):

@@ -21,7 +21,7 @@ from cliffhmr.data import (
     load_annotations,
 )
 from cliffhmr.errors import CliffError
-from cliffhmr.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
 
 W, H, F = 320, 240, 300.0
 

@@ -8,7 +8,7 @@ import torch
 from cliffhmr.crop import box_to_center_scale
 from cliffhmr.fit import FitConfig, fit_people, ray_rotation
 from cliffhmr.regressor import initial_estimate
-from cliffhmr.rotation import geodesic_angle
+from cliffhmr.geometry.rotation import geodesic_angle
 from cliffhmr.synthetic import make_scenes
 
 
@@ -38,7 +38,7 @@ def test_full_frame_fit_reproduces_clean_keypoints(anny_body):
     fit = _fit(anny_body, scenes, "full")
     assert torch.isfinite(fit.body.vertices).all()
     size = (scenes.boxes[:, 3] - scenes.boxes[:, 1])
-    from cliffhmr.camera import perspective_project
+    from cliffhmr.geometry.camera import perspective_project
 
     proj = perspective_project(fit.body.keypoints, scenes.focal, scenes.principal)
     err = (proj - scenes.clean_2d).norm(dim=-1).mean(-1) / size

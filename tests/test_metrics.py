@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cliffhmr.evaluate import mpjpe, pa_mpjpe, paired_difference, results_markdown, sequence_name, similarity_align
-from cliffhmr.rotation import axis_angle_to_rotmat
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 
 
 def _joints(n: int = 14, seed: int = 0) -> torch.Tensor:

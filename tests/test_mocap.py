@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cliffhmr.rotation import axis_angle_to_rotmat
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 
 from conftest import load_script
 

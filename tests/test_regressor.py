@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cliffhmr.camera import perspective_project
+from cliffhmr.geometry.camera import perspective_project
 from cliffhmr.crop import box_to_center_scale
 from cliffhmr.errors import CliffError
 from cliffhmr.fit import ray_rotation
@@ -11,7 +11,7 @@ from cliffhmr.regressor import (
     DEFAULT_WEIGHTS, KeypointRegressor, geometric_estimate, initial_estimate, keypoint_crop, load_regressor, main,
     regressor_inputs, save_regressor,
 )  # fmt: skip
-from cliffhmr.rotation import geodesic_angle
+from cliffhmr.geometry.rotation import geodesic_angle
 from cliffhmr.synthetic import load_mocap_poses, make_scenes
 
 

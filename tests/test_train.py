@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from cliffhmr import cli
-from cliffhmr.camera import cam_full_to_crop
+from cliffhmr.geometry.camera import cam_full_to_crop
 from cliffhmr.data import (
     DatasetSpec,
     NpzDataset,

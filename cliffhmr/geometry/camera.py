@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import CliffError
+from ..errors import CliffError
 
 # Constants the released CLIFF weights were trained with: bbox_info is divided by these to
 # keep its entries near unit variance.
