@@ -42,7 +42,7 @@ import cliffhmr.body
 import cliffhmr.fit
 import cliffhmr.regressor
 from cliffhmr.geometry.camera import perspective_project
-from cliffhmr.crop import box_to_center_scale
+from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.evaluate import mpjpe, pa_mpjpe
 from cliffhmr.geometry.rotation import axis_angle_to_rotmat, geodesic_angle, rotmat_to_axis_angle
 from cliffhmr.synthetic import FACE_CAMERA, sample_rotmats

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import crop
 from .atomic import check_output_file, write_npz_atomic
 from .errors import CliffError
 from .fit import FitConfig
+from .perception import crop
 from .pipeline import ImageResult
 
 # SPIN's J24 slot of each COCO-17 keypoint (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).

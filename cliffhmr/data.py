@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from . import crop
 from .errors import CliffError
 from .geometry.rotation import axis_angle_to_rotmat
 from .image import load_image
 from .npzio import read_npz
+from .perception import crop
 
 # --------------------------------------------------------------------------- joint sets
 

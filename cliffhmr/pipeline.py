@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import crop
 from .body import COCO17_NAMES, BodyModel, load_body_model
 from .device import resolve_device
 from .errors import CliffError
@@ -24,6 +23,7 @@ from .fit import FitConfig
 from .geometry import camera
 from .geometry.rotation import rotmat_to_axis_angle
 from .image import LoadedImage, load_image
+from .perception import crop
 
 
 @dataclass
@@ -64,7 +64,7 @@ class PredictorConfig:
     backbone: str | None = None
     body_model: str | None = None  # None -> Anny; a path -> SMPL
     rescale: float = crop.RESCALE_INFERENCE
-    detector: str = "nanodet"  # cliffhmr.detect kind: "nanodet" or the previous "ssdlite"
+    detector: str = "nanodet"  # cliffhmr.perception.detect kind: "nanodet" or the previous "ssdlite"
     detection_threshold: float | None = None  # None: the detector's own default
     fit_iterations: int = FitConfig.iterations  # at most: the fit stops once converged
     refine: bool = False  # with a checkpoint: fit the network's estimate to 2D keypoints in the full frame
@@ -135,7 +135,7 @@ class Predictor:
     @property
     def detector(self):
         if self._detector is None:
-            from .detect import PersonDetector
+            from .perception.detect import PersonDetector
 
             self._detector = PersonDetector(score_threshold=self.config.detection_threshold, kind=self.config.detector)
         return self._detector
@@ -143,7 +143,7 @@ class Predictor:
     @property
     def pose_estimator(self):
         if self._pose is None:
-            from .keypoints import PoseEstimator
+            from .perception.blazepose import PoseEstimator
 
             self._pose = PoseEstimator()
         return self._pose
@@ -290,7 +290,7 @@ def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
     seen = kp[..., 2] > 0
     if not seen.any(-1).all():
         raise CliffError(f"{source}: a person has no keypoint with positive confidence")
-    from .keypoints import outside_missing
+    from .perception.blazepose import outside_missing
 
     kept = outside_missing(kp, image.width, image.height)  # placed outside the image: missing, as BlazePose's
     inside = kept[..., 2] > 0

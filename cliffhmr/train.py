@@ -33,7 +33,6 @@ from torch.utils.data import DataLoader
 from .arguments import ArgumentParser
 from .atomic import check_output_dir, write_errors, write_text_atomic
 from .body import load_joint_regressor, load_smpl
-from .crop import MAX_CROP_HEIGHT, valid_crop_height
 from .data import AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
 from .device import resolve_device
 from .errors import CliffError
@@ -41,6 +40,7 @@ from .jsonio import read_text_file
 from .losses import LossConfig, compute_losses
 from .models import CLIFF, load_checkpoint, save_checkpoint
 from .models.cliff import BBOX_INFO_STYLES, check_state_dict, state_dict_problem
+from .perception.crop import MAX_CROP_HEIGHT, valid_crop_height
 
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: stopped early, with a checkpoint to resume from
 

@@ -120,12 +120,12 @@ def test_default_path_writes_2d_supervision(tmp_path, capsys):
 
 def test_coco_keypoints_file_drives_a_folder_without_the_detector(tmp_path, capsys, monkeypatch):
     """CLIFF+ on a labelled dataset: its 2D keypoints, not BlazePose's, and boxes around them."""
-    import cliffhmr.detect
+    import cliffhmr.perception.detect
 
     def no_detector(*args, **kwargs):
         raise AssertionError("the detector must not run when keypoints are given")
 
-    monkeypatch.setattr(cliffhmr.detect.PersonDetector, "__init__", no_detector)
+    monkeypatch.setattr(cliffhmr.perception.detect.PersonDetector, "__init__", no_detector)
     folder = tmp_path / "images"
     folder.mkdir()
     for name in ("astronaut.jpg", "grace_hopper.jpg"):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cliffhmr import crop
+from cliffhmr.perception import crop
 from cliffhmr.errors import CliffError
 from cliffhmr.export import glb_bytes, obj_text, save_npz
 from cliffhmr.image import boxes_for, list_images, load_boxes_file, load_image

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cliffhmr import crop
+from cliffhmr.perception import crop
 from cliffhmr.data import (
     J24_FLIP_PERM,
     J24_HIPS,

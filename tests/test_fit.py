@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from cliffhmr.crop import box_to_center_scale
+from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.fit import FitConfig, fit_people, ray_rotation
 from cliffhmr.regressor import initial_estimate
 from cliffhmr.geometry.rotation import geodesic_angle

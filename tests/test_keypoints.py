@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from cliffhmr.errors import CliffError
-from cliffhmr.keypoints import (
+from cliffhmr.perception.blazepose import (
     COCO17_NAMES,
     DEFAULT_POSE,
     DEFAULT_POSE_DETECTOR,
@@ -141,7 +141,7 @@ def test_keypoints_outside_the_image_are_missing(estimator, astronaut):
 
 
 def test_outside_missing_by_hand():
-    from cliffhmr.keypoints import outside_missing
+    from cliffhmr.perception.blazepose import outside_missing
 
     kp = np.array([[[5, 5, 0.9], [-1, 5, 0.9], [5, 31, 0.8], [40, 30, 0.7], [np.nan, 5, 0.9], [1e30, 5, 1.0]]])
     np.testing.assert_array_equal(outside_missing(kp, 40, 30)[..., 2], np.float32([[0.9, 0, 0, 0.7, 0, 0]]))
@@ -422,7 +422,7 @@ def test_missing_files(tmp_path):
 
 
 def test_coco_file_about_many_images_is_read_once_and_looked_up_by_name_or_id(tmp_path):
-    from cliffhmr.keypoints import coco_keypoints_by_image, keypoints_for_image
+    from cliffhmr.perception.blazepose import coco_keypoints_by_image, keypoints_for_image
 
     def person(x):
         return [x, 10, 2] * 17

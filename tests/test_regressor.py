@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cliffhmr.geometry.camera import perspective_project
-from cliffhmr.crop import box_to_center_scale
+from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.errors import CliffError
 from cliffhmr.fit import ray_rotation
 from cliffhmr.regressor import (

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
-from ..crop import CROP_HEIGHT, MAX_CROP_HEIGHT, crop_width, valid_crop_height
 from ..errors import CliffError
 from ..geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
 from ..npzio import read_npz
+from ..perception.crop import CROP_HEIGHT, MAX_CROP_HEIGHT, crop_width, valid_crop_height
 from .hrnet import HRNetW48
 from .resnet import ResNet50
 

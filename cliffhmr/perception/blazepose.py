@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .body.base import COCO17_NAMES  # noqa: F401  (re-exported: the one definition of the COCO-17 order)
+from ..body.base import COCO17_NAMES  # noqa: F401  (re-exported: the one definition of the COCO-17 order)
+from ..errors import CliffError
+from ..jsonio import read_json_file
 from .detect import ASSETS, _ort_session, as_rgb_uint8
-from .errors import CliffError
-from .jsonio import read_json_file
 from .leftright import mirror_world, mirrored_against, swap_left_right
 
 DEFAULT_POSE = ASSETS / "pose_landmark_full.onnx"
@@ -255,7 +255,7 @@ class PoseEstimator:
        pixels; the world landmarks are rotated back by the ROI rotation (as MediaPipe does);
     4. unless ``check_left_right`` is False, MoveNet reads the same region of interest too;
        a person it reads the other way round gets left and right exchanged and the world
-       landmarks reflected in depth (``cliffhmr.leftright``): BlazePose at times reads a whole
+       landmarks reflected in depth (``cliffhmr.perception.leftright``): BlazePose at times reads a whole
        body mirrored.
 
     The ONNX sessions are created on first use and reused.

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CliffError
+from ..errors import CliffError
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DETECTORS = {
     "nanodet": ASSETS / "nanodet_m_416_coco.onnx",
     "ssdlite": ASSETS / "ssdlite_mobilenet_v2_coco.onnx",

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import CliffError
+from ..errors import CliffError
 
 CROP_HEIGHT = 256
 CROP_WIDTH = 192
