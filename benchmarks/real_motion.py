@@ -40,7 +40,7 @@ import torch
 
 import cliffhmr.body
 import cliffhmr.fit
-import cliffhmr.regressor
+import cliffhmr.models.keypoint_regressor
 from cliffhmr.geometry.camera import perspective_project
 from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.evaluate import mpjpe, pa_mpjpe
@@ -77,7 +77,7 @@ def load_sides(baseline: str, tmp: Path) -> dict[str, SimpleNamespace]:
         before = SimpleNamespace(**{m: importlib.import_module(f"cliffhmr_before.{m}") for m in ("fit", "regressor", "body")})
     finally:
         sys.path.remove(str(tmp))
-    after = SimpleNamespace(fit=cliffhmr.fit, regressor=cliffhmr.regressor, body=cliffhmr.body)
+    after = SimpleNamespace(fit=cliffhmr.fit, regressor=cliffhmr.models.keypoint_regressor, body=cliffhmr.body)
     return {"before": before, "after": after}
 
 

@@ -7,7 +7,7 @@ import torch
 
 from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.fit import FitConfig, fit_people, ray_rotation
-from cliffhmr.regressor import initial_estimate
+from cliffhmr.models.keypoint_regressor import initial_estimate
 from cliffhmr.geometry.rotation import geodesic_angle
 from cliffhmr.synthetic import make_scenes
 

@@ -7,7 +7,7 @@ from cliffhmr.geometry.camera import perspective_project
 from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.errors import CliffError
 from cliffhmr.fit import ray_rotation
-from cliffhmr.regressor import (
+from cliffhmr.models.keypoint_regressor import (
     DEFAULT_WEIGHTS, KeypointRegressor, geometric_estimate, initial_estimate, keypoint_crop, load_regressor, main,
     regressor_inputs, save_regressor,
 )  # fmt: skip
@@ -82,7 +82,7 @@ def test_crop_only_reading_undoes_the_ray_rotation(anny_body):
 
 
 def test_training_command_writes_a_loadable_file(anny_body, tmp_path, monkeypatch):
-    monkeypatch.setattr("cliffhmr.regressor.load_body_model", lambda _: anny_body)
+    monkeypatch.setattr("cliffhmr.models.keypoint_regressor.load_body_model", lambda _: anny_body)
     threads = torch.get_num_threads()
     try:
         assert main(["--out", str(tmp_path / "r.pt"), "--steps", "3", "--batch-size", "8", "--pool", "16"]) == 0

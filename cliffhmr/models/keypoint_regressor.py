@@ -7,7 +7,7 @@ viewing ray through the person, not along the optical axis:
   in the CLIFF spirit. It reads the keypoints normalised in the person's crop plus `bbox_info`
   (where the crop is and how big, relative to the focal length), so it can predict the root
   orientation directly in the full camera frame. Trained on synthetic people in real captured poses by
-  `python -m cliffhmr.regressor` (see `train_regressor`).
+  `python -m cliffhmr.models.keypoint_regressor` (see `train_regressor`).
 - geometric (fallback): upright rest pose, heading from the left/right order and the nose,
   depth from torso/shoulder/ear lengths, turned by the viewing-ray rotation.
 """
@@ -23,19 +23,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic import atomic_path
-from .body import BodyModel, load_body_model
-from .errors import CliffError
-from .fit import Estimate, ray_rotation, sanitize_keypoints
-from .geometry.camera import bbox_info, cam_crop_to_full, cam_full_to_crop, perspective_project
-from .geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
-from .perception.crop import box_to_center_scale
-from .synthetic import MOCAP_FILE, load_mocap_poses, make_scenes
+from ..atomic import atomic_path
+from ..body import BodyModel, load_body_model
+from ..errors import CliffError
+from ..fit import Estimate, ray_rotation, sanitize_keypoints
+from ..geometry.camera import bbox_info, cam_crop_to_full, cam_full_to_crop, perspective_project
+from ..geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
+from ..perception.crop import box_to_center_scale
+from ..synthetic import MOCAP_FILE, load_mocap_poses, make_scenes
 
 NOSE, L_EAR, R_EAR, L_SHO, R_SHO, L_HIP, R_HIP = 0, 3, 4, 5, 6, 11, 12
 # Canonical body frame (Y up, facing +Z) -> upright person facing an OpenCV camera.
 FACE_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
-DEFAULT_WEIGHTS = Path(__file__).parent / "assets" / "keypoint_regressor.pt"
+DEFAULT_WEIGHTS = Path(__file__).parents[1] / "assets" / "keypoint_regressor.pt"
 WEIGHTS_FORMAT = 1
 # Shapes the regressor learns from: wider than the fit's shape prior (adults of normal build).
 TRAIN_BETAS_STD = torch.tensor([0.3, 0.15, 0.15, 0.15, 0.15, 0.15])
