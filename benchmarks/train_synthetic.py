@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from cliffhmr.atomic import write_text_atomic
-from cliffhmr.data import SyntheticConfig, generate_synthetic, write_toy_smpl, write_upright_mean_params
+from cliffhmr.data.datasets import SyntheticConfig, generate_synthetic, write_toy_smpl, write_upright_mean_params
 from cliffhmr.evaluate import OFF_CENTER_BINS, EvalSettings, evaluate, paired_difference
 from cliffhmr.train import load_config, train
 

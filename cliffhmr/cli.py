@@ -88,7 +88,7 @@ def _run(argv: list[str]) -> int:
 
             return eval_main(argv[1:])
         if argv and argv[0] == "convert":
-            from .convert import main as convert_main
+            from .data.convert import main as convert_main
 
             return convert_main(argv[1:])
         args = build_parser().parse_args(argv)
@@ -126,7 +126,7 @@ def predict_command(args) -> int:
 
 
 def annotate_command(args) -> int:
-    from .annotate import check_output, concat_rows, dataset_root, result_rows, write_dataset
+    from .data.annotate import check_output, concat_rows, dataset_root, result_rows, write_dataset
 
     if not 0 <= args.min_quality <= 1:  # NaN too: no row would pass
         raise CliffError(f"--min-quality must be between 0 and 1, got {args.min_quality:g}")

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from .arguments import ArgumentParser
 from .atomic import check_output_dir, write_errors, write_text_atomic
 from .body import load_joint_regressor, load_smpl
-from .data import AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
+from .data.datasets import AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
 from .device import resolve_device
 from .errors import CliffError
 from .jsonio import read_text_file

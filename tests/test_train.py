@@ -20,7 +20,7 @@ import torch
 
 from cliffhmr import cli
 from cliffhmr.geometry.camera import cam_full_to_crop
-from cliffhmr.data import (
+from cliffhmr.data.datasets import (
     DatasetSpec,
     NpzDataset,
     SyntheticConfig,

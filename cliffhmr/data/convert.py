@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .arguments import ArgumentParser
-from .atomic import check_output_file, write_npz_atomic
-from .body import load_smpl
-from .body.pickle_safe import load_pickle
-from .errors import CliffError
-from .geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
-from .perception.crop import RESCALE_EVALUATION, box_to_center_scale
+from ..arguments import ArgumentParser
+from ..atomic import check_output_file, write_npz_atomic
+from ..body import load_smpl
+from ..body.pickle_safe import load_pickle
+from ..errors import CliffError
+from ..geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
+from ..perception.crop import RESCALE_EVALUATION, box_to_center_scale
 
 _ACTOR_KEYS = ("poses", "betas", "trans", "jointPositions", "campose_valid")
 _SEQUENCE_KEYS = ("poses", "betas", "trans", "jointPositions", "cam_poses", "cam_intrinsics", "campose_valid", "img_frame_ids", "genders")

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import check_output_file, write_npz_atomic
-from .errors import CliffError
-from .fit import FitConfig
-from .perception import crop
-from .pipeline import ImageResult
+from ..atomic import check_output_file, write_npz_atomic
+from ..errors import CliffError
+from ..fit import FitConfig
+from ..perception import crop
+from ..pipeline import ImageResult
 
 # SPIN's J24 slot of each COCO-17 keypoint (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
 COCO17_TO_J24 = [19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]

@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from .errors import CliffError
-from .geometry.rotation import axis_angle_to_rotmat
-from .image import load_image
-from .npzio import read_npz
-from .perception import crop
+from ..errors import CliffError
+from ..geometry.rotation import axis_angle_to_rotmat
+from ..image import load_image
+from ..npzio import read_npz
+from ..perception import crop
 
 # --------------------------------------------------------------------------- joint sets
 
@@ -530,7 +530,7 @@ def write_toy_smpl(path: str | Path, seed: int = 0) -> Path:
     joints exactly; skinning is rigid; betas 0/1 scale height/width, betas 2-9 move joints
     symmetrically; no pose blend shapes.
     """
-    from .atomic import write_npz_atomic
+    from ..atomic import write_npz_atomic
 
     flip = np.array([-1.0, 1.0, 1.0])
     joints = np.zeros((24, 3))
@@ -630,7 +630,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 def _render_person(verts: torch.Tensor, faces: np.ndarray, slots: torch.Tensor, colours: np.ndarray, bg: np.ndarray, f: float):
     """Composite a Lambert-shaded mesh (camera frame) over bg (h, w, 3) -> uint8 image."""
-    from .render import rasterize
+    from ..render import rasterize
 
     h, w = bg.shape[:2]
     _, face = rasterize(verts, faces, h, w, f, f, w / 2, h / 2)
@@ -649,7 +649,7 @@ def write_upright_mean_params(path: str | Path) -> Path:
     """A regressor starting point for training without SPIN's `smpl_mean_params.npz`: the rest pose
     turned upright in the camera frame (180 degrees about x, since SMPL is y-up and the camera y-down),
     zero shape, crop camera (0.9, 0, 0)."""
-    from .atomic import write_npz_atomic
+    from ..atomic import write_npz_atomic
 
     pose = np.zeros(72, np.float32)
     pose[0] = math.pi
@@ -677,11 +677,11 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
     """
     from PIL import Image
 
-    from .atomic import write_npz_atomic
-    from .geometry.camera import perspective_project
-    from .geometry.rotation import rotmat_to_axis_angle
-    from .synthetic import FACE_CAMERA, sample_rotmats
-    from .body import load_smpl
+    from ..atomic import write_npz_atomic
+    from ..geometry.camera import perspective_project
+    from ..geometry.rotation import rotmat_to_axis_angle
+    from ..synthetic import FACE_CAMERA, sample_rotmats
+    from ..body import load_smpl
 
     out = Path(out_dir)
     body = load_smpl(str(smpl), torch.device("cpu"))
