@@ -120,7 +120,7 @@ def _pose(body, poses, kind: str, rng: np.random.Generator):
     import torch
 
     from cliffhmr.geometry.rotation import axis_angle_to_rotmat
-    from cliffhmr.synthetic import FACE_CAMERA
+    from cliffhmr.synthetic.scenes import FACE_CAMERA
 
     aa = poses[int(rng.integers(len(poses)))].clone()[None]
     names = body.joint_names
@@ -175,7 +175,7 @@ def make_composites(n: int, seed: int = 0) -> list[dict]:
 
     from cliffhmr.body import load_body_model
     from cliffhmr.render import render_overlay
-    from cliffhmr.synthetic import load_mocap_poses
+    from cliffhmr.synthetic.scenes import load_mocap_poses
 
     rng = np.random.default_rng(seed)
     body = load_body_model(None)

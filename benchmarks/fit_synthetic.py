@@ -34,7 +34,7 @@ from cliffhmr.evaluate import mpjpe, pa_mpjpe
 from cliffhmr.fit import FitConfig, fit_people
 from cliffhmr.models.keypoint_regressor import initial_estimate
 from cliffhmr.geometry.rotation import geodesic_angle
-from cliffhmr.synthetic import load_mocap_poses, make_scenes
+from cliffhmr.synthetic.scenes import load_mocap_poses, make_scenes
 
 BUCKETS = ((0, 10), (10, 20), (20, 90))
 

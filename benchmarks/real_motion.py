@@ -45,7 +45,7 @@ from cliffhmr.geometry.camera import perspective_project
 from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.evaluate import mpjpe, pa_mpjpe
 from cliffhmr.geometry.rotation import axis_angle_to_rotmat, geodesic_angle, rotmat_to_axis_angle
-from cliffhmr.synthetic import FACE_CAMERA, sample_rotmats
+from cliffhmr.synthetic.scenes import FACE_CAMERA, sample_rotmats
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("full", "waist", "knees")

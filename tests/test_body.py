@@ -365,7 +365,7 @@ def test_anny_blend_coefficients_match_annys_own(anny_body):
 
 
 def test_anny_keypoints_only_close_to_mesh_keypoints(anny_body):
-    from cliffhmr.synthetic import sample_rotmats
+    from cliffhmr.synthetic.scenes import sample_rotmats
 
     gen = torch.Generator().manual_seed(4)
     rot = sample_rotmats(anny_body, 6, gen)

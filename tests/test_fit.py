@@ -9,7 +9,7 @@ from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.fit import FitConfig, fit_people, ray_rotation
 from cliffhmr.models.keypoint_regressor import initial_estimate
 from cliffhmr.geometry.rotation import geodesic_angle
-from cliffhmr.synthetic import make_scenes
+from cliffhmr.synthetic.scenes import make_scenes
 
 
 def test_ray_rotation_points_the_optical_axis_along_the_ray():

@@ -12,7 +12,7 @@ from cliffhmr.models.keypoint_regressor import (
     regressor_inputs, save_regressor,
 )  # fmt: skip
 from cliffhmr.geometry.rotation import geodesic_angle
-from cliffhmr.synthetic import load_mocap_poses, make_scenes
+from cliffhmr.synthetic.scenes import load_mocap_poses, make_scenes
 
 
 def _inputs(scenes):

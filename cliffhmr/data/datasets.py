@@ -680,7 +680,7 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
     from ..atomic import write_npz_atomic
     from ..geometry.camera import perspective_project
     from ..geometry.rotation import rotmat_to_axis_angle
-    from ..synthetic import FACE_CAMERA, sample_rotmats
+    from ..synthetic.scenes import FACE_CAMERA, sample_rotmats
     from ..body import load_smpl
 
     out = Path(out_dir)

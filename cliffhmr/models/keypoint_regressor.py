@@ -30,7 +30,7 @@ from ..fit import Estimate, ray_rotation, sanitize_keypoints
 from ..geometry.camera import bbox_info, cam_crop_to_full, cam_full_to_crop, perspective_project
 from ..geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
 from ..perception.crop import box_to_center_scale
-from ..synthetic import MOCAP_FILE, load_mocap_poses, make_scenes
+from ..synthetic.scenes import MOCAP_FILE, load_mocap_poses, make_scenes
 
 NOSE, L_EAR, R_EAR, L_SHO, R_SHO, L_HIP, R_HIP = 0, 3, 4, 5, 6, 11, 12
 # Canonical body frame (Y up, facing +Z) -> upright person facing an OpenCV camera.

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .body import BodyModel
-from .body.prior import mirror_pose
-from .errors import CliffError
-from .geometry.camera import perspective_project
-from .geometry.rotation import axis_angle_to_rotmat
+from ..body import BodyModel
+from ..body.prior import mirror_pose
+from ..errors import CliffError
+from ..geometry.camera import perspective_project
+from ..geometry.rotation import axis_angle_to_rotmat
 
 # Real motion retargeted onto Anny by tools/convert_mocap.py (in the source tree, not the wheel).
-MOCAP_FILE = Path(__file__).resolve().parents[1] / "data" / "mocap" / "anny_poses.npz"
+MOCAP_FILE = Path(__file__).resolve().parents[2] / "data" / "mocap" / "anny_poses.npz"
 
 # Per-joint spread (radians, per axis) of random poses, by a word in the joint's name. Loose
 # enough to vary the silhouette, tight enough to stay human-looking in most samples.
