@@ -29,7 +29,7 @@ import torch
 from cliffhmr.atomic import write_text_atomic
 from cliffhmr.data.datasets import SyntheticConfig, generate_synthetic, write_toy_smpl, write_upright_mean_params
 from cliffhmr.evaluate import OFF_CENTER_BINS, EvalSettings, evaluate, paired_difference
-from cliffhmr.train import load_config, train
+from cliffhmr.train.engine import load_config, train
 
 GPU = torch.cuda.is_available()
 METRICS = (("mpjpe", "MPJPE"), ("pa_mpjpe", "PA-MPJPE"), ("pve", "PVE"), ("root_orient_deg", "root orient. (deg)"))

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     try:
         if argv and argv[0] == "train":
-            from .train import main as train_main
+            from .train.engine import main as train_main
 
             return train_main(argv[1:])
         if argv and argv[0] == "eval":

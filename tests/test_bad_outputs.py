@@ -49,7 +49,7 @@ def no_work(monkeypatch):
         raise AssertionError("a model was loaded for a run whose output place is bad")
 
     monkeypatch.setattr("cliffhmr.pipeline.Predictor.__init__", refuse)
-    monkeypatch.setattr("cliffhmr.train.build_model", refuse)
+    monkeypatch.setattr("cliffhmr.train.engine.build_model", refuse)
 
 
 def test_predict_out_that_is_a_file_or_inside_one(tmp_path, capsys, photo, no_work):
@@ -200,7 +200,7 @@ def test_a_set_is_published_whole_or_not_at_all(tmp_path, monkeypatch):
 
 def test_train_log_that_cannot_be_appended_to(tmp_path):
     from cliffhmr.errors import CliffError
-    from cliffhmr.train import RunConfig, _log
+    from cliffhmr.train.engine import RunConfig, _log
 
     (tmp_path / "log.jsonl").mkdir()  # what the OS refuses to append to, even for root
     with pytest.raises(CliffError, match="log.jsonl: cannot write \\(Is a directory\\)"):

@@ -30,10 +30,10 @@ from cliffhmr.data.datasets import (
     write_upright_mean_params,
 )
 from cliffhmr.errors import CliffError
-from cliffhmr.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
+from cliffhmr.train.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
 from cliffhmr.models import CLIFF, CliffOutput, load_checkpoint
 from cliffhmr.body import load_smpl
-from cliffhmr.train import RunConfig, load_config, load_pretrained_backbone, train
+from cliffhmr.train.engine import RunConfig, load_config, load_pretrained_backbone, train
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -191,7 +191,7 @@ def test_hmr_baseline_is_one_flag(synthetic, tmp_path):
 def test_bf16_autocast_trains_and_keeps_float32_weights(synthetic, tmp_path, monkeypatch):
     """The GPU default (bf16 autocast) on the CPU: the network runs in bf16, the regressor's outputs and the
     losses stay float32, and the saved weights are float32 and moved."""
-    import cliffhmr.train as train_mod
+    import cliffhmr.train.engine as train_mod
 
     real, seen = train_mod.compute_losses, []
 
@@ -228,7 +228,7 @@ def test_bf16_autocast_trains_and_keeps_float32_weights(synthetic, tmp_path, mon
 
 def test_nan_loss_stops_with_step_and_batch(synthetic, tmp_path, monkeypatch):
     """A non-finite loss stops every rank before the update; the last checkpoint stays the last good one."""
-    import cliffhmr.train as train_mod
+    import cliffhmr.train.engine as train_mod
 
     real, calls = train_mod.compute_losses, []
 
@@ -316,7 +316,7 @@ def test_torchrun_two_cpu_ranks_end_with_identical_weights(synthetic, tmp_path):
     # rank's final weights on the side.
     script.write_text(textwrap.dedent(f"""
         import os, runpy, sys, torch
-        import cliffhmr.train as engine
+        import cliffhmr.train.engine as engine
         real = engine.train
         def train_and_keep(cfg):
             result = real(cfg)

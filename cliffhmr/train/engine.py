@@ -30,17 +30,17 @@ import torch.distributed as dist
 import yaml
 from torch.utils.data import DataLoader
 
-from .arguments import ArgumentParser
-from .atomic import check_output_dir, write_errors, write_text_atomic
-from .body import load_joint_regressor, load_smpl
-from .data.datasets import AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
-from .device import resolve_device
-from .errors import CliffError
-from .jsonio import read_text_file
+from ..arguments import ArgumentParser
+from ..atomic import check_output_dir, write_errors, write_text_atomic
+from ..body import load_joint_regressor, load_smpl
+from ..data.datasets import AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
+from ..device import resolve_device
+from ..errors import CliffError
+from ..jsonio import read_text_file
+from ..models import CLIFF, load_checkpoint, save_checkpoint
+from ..models.cliff import BBOX_INFO_STYLES, check_state_dict, state_dict_problem
+from ..perception.crop import MAX_CROP_HEIGHT, valid_crop_height
 from .losses import LossConfig, compute_losses
-from .models import CLIFF, load_checkpoint, save_checkpoint
-from .models.cliff import BBOX_INFO_STYLES, check_state_dict, state_dict_problem
-from .perception.crop import MAX_CROP_HEIGHT, valid_crop_height
 
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: stopped early, with a checkpoint to resume from
 
@@ -484,7 +484,7 @@ def train(cfg: Config) -> TrainResult:
 
 def _bbox_info(batch: dict, cfg: Config) -> torch.Tensor:
     """CLIFF's (B, 3) box descriptor; zeros for the HMR baseline, which must not see where the box is."""
-    from .geometry.camera import bbox_info
+    from ..geometry.camera import bbox_info
 
     if cfg.loss.mode == "hmr":
         return torch.zeros(batch["b"].shape[0], 3, device=batch["b"].device)
