@@ -43,7 +43,7 @@ import cliffhmr.fit
 import cliffhmr.models.keypoint_regressor
 from cliffhmr.geometry.camera import perspective_project
 from cliffhmr.perception.crop import box_to_center_scale
-from cliffhmr.evaluate import mpjpe, pa_mpjpe
+from cliffhmr.evaluation.evaluate import mpjpe, pa_mpjpe
 from cliffhmr.geometry.rotation import axis_angle_to_rotmat, geodesic_angle, rotmat_to_axis_angle
 from cliffhmr.synthetic.scenes import FACE_CAMERA, sample_rotmats
 

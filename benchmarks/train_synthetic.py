@@ -28,7 +28,7 @@ import torch
 
 from cliffhmr.atomic import write_text_atomic
 from cliffhmr.data.datasets import SyntheticConfig, generate_synthetic, write_toy_smpl, write_upright_mean_params
-from cliffhmr.evaluate import OFF_CENTER_BINS, EvalSettings, evaluate, paired_difference
+from cliffhmr.evaluation.evaluate import OFF_CENTER_BINS, EvalSettings, evaluate, paired_difference
 from cliffhmr.train.engine import load_config, train
 
 GPU = torch.cuda.is_available()

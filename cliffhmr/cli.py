@@ -84,7 +84,7 @@ def _run(argv: list[str]) -> int:
 
             return train_main(argv[1:])
         if argv and argv[0] == "eval":
-            from .evaluate import main as eval_main
+            from .evaluation.evaluate import main as eval_main
 
             return eval_main(argv[1:])
         if argv and argv[0] == "convert":

@@ -9,7 +9,7 @@ import pytest
 
 from cliffhmr.geometry.camera import Intrinsics
 from cliffhmr.errors import CliffError
-from cliffhmr.evaluate import EvalSettings
+from cliffhmr.evaluation.evaluate import EvalSettings
 from cliffhmr.image import load_image
 from cliffhmr.pipeline import Predictor, PredictorConfig
 from conftest import run

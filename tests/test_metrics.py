@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cliffhmr.evaluate import mpjpe, pa_mpjpe, paired_difference, results_markdown, sequence_name, similarity_align
+from cliffhmr.evaluation.evaluate import mpjpe, pa_mpjpe, paired_difference, results_markdown, sequence_name, similarity_align
 from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 
 

@@ -179,7 +179,7 @@ def test_train_then_eval_end_to_end(synthetic, tmp_path, capsys):
 
 def test_hmr_baseline_is_one_flag(synthetic, tmp_path):
     """loss.mode=hmr trains without bbox_info; its checkpoint says so and evaluation feeds zeros."""
-    from cliffhmr.evaluate import EvalSettings, evaluate
+    from cliffhmr.evaluation.evaluate import EvalSettings, evaluate
 
     out = tmp_path / "hmr"
     train(load_config(None, _overrides(synthetic, out, 1, **{"loss.mode": "hmr"})))

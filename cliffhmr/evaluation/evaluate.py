@@ -27,16 +27,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .arguments import ArgumentParser
-from .atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
-from .body import load_joint_regressor, load_smpl
-from .data.datasets import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
-from .device import resolve_device
-from .errors import CliffError
-from .export import save_json
-from .geometry.camera import bbox_info, perspective_project
-from .geometry.rotation import axis_angle_to_rotmat, geodesic_angle
-from .perception.crop import RESCALE_EVALUATION, box_to_center_scale
+from ..arguments import ArgumentParser
+from ..atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
+from ..body import load_joint_regressor, load_smpl
+from ..data.datasets import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
+from ..device import resolve_device
+from ..errors import CliffError
+from ..export import save_json
+from ..geometry.camera import bbox_info, perspective_project
+from ..geometry.rotation import axis_angle_to_rotmat, geodesic_angle
+from ..perception.crop import RESCALE_EVALUATION, box_to_center_scale
 
 DATASETS = {  # name -> default annotation file inside --root
     "3dpw": "3dpw_test.npz",
@@ -194,7 +194,7 @@ def _gendered_bodies(smpl: str, device) -> dict[str, object]:
 
 def evaluate(s: EvalSettings) -> dict:
     """Run the protocol; returns the results dict (also written to --out as JSON + markdown)."""
-    from .models import load_checkpoint
+    from ..models import load_checkpoint
 
     root = Path(s.root)
     if not root.is_dir():
