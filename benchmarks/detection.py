@@ -120,7 +120,7 @@ def _pose(body, poses, kind: str, rng: np.random.Generator):
     import torch
 
     from cliffhmr.geometry.rotation import axis_angle_to_rotmat
-    from cliffhmr.synthetic.scenes import FACE_CAMERA
+    from cliffhmr.body import FACE_CAMERA
 
     aa = poses[int(rng.integers(len(poses)))].clone()[None]
     names = body.joint_names

@@ -45,7 +45,8 @@ from cliffhmr.geometry.camera import perspective_project
 from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.evaluation.evaluate import mpjpe, pa_mpjpe
 from cliffhmr.geometry.rotation import axis_angle_to_rotmat, geodesic_angle, rotmat_to_axis_angle
-from cliffhmr.synthetic.scenes import FACE_CAMERA, sample_rotmats
+from cliffhmr.body import FACE_CAMERA
+from cliffhmr.synthetic.scenes import sample_rotmats
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("full", "waist", "knees")

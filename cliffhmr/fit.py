@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .body import BodyModel, BodyOutput
+from .body import BodyModel, BodyOutput, Estimate
 from .body.prior import PosePrior, load_pose_prior
-from .geometry.camera import cam_crop_to_full, cam_full_to_crop, perspective_project, weak_perspective_to_image
+from .geometry.camera import cam_crop_to_full, cam_full_to_crop, perspective_project, ray_rotation, weak_perspective_to_image
 from .geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle, rotmat_to_rot6d
 
 # COCO-17 indices used to anchor the torso before the limbs are free to move.
@@ -49,36 +49,11 @@ class FitConfig:
 
 
 @dataclass
-class Estimate:
-    """Body parameters for P people. rotmat (P, J, 3, 3) local, [0] in the camera frame; betas (P, S); transl (P, 3)."""
-
-    rotmat: torch.Tensor
-    betas: torch.Tensor
-    transl: torch.Tensor
-
-
-@dataclass
 class FitResult(Estimate):
     body: BodyOutput = None
     quality: torch.Tensor = None  # (P,) in [0, 1]
     flags: list[list[str]] = field(default_factory=list)
     iterations: int = 0  # optimisation steps taken
-
-
-def ray_rotation(points_2d: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
-    """Rotation taking the optical axis (0, 0, 1) onto the viewing ray through each pixel.
-
-    points_2d: (P, 2) pixels; focal, principal: (P, 2) -> (P, 3, 3). A crop sees its person along
-    this ray; a body orientation estimated from the crop alone is relative to it (what CLIFF corrects).
-    """
-    xy = (points_2d - principal) / focal
-    d = torch.cat((xy, torch.ones_like(xy[:, :1])), -1)
-    d = d / d.norm(dim=-1, keepdim=True)
-    z = torch.tensor([0.0, 0.0, 1.0]).expand_as(d)
-    axis = torch.cross(z, d, dim=-1)
-    angle = torch.atan2(axis.norm(dim=-1), (z * d).sum(-1))
-    axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return axis_angle_to_rotmat(axis * angle[:, None])
 
 
 def sanitize_keypoints(keypoints: torch.Tensor) -> torch.Tensor:

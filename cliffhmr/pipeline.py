@@ -222,7 +222,7 @@ class Predictor:
     @torch.no_grad()
     def _run_network(self, image, center, scale, focal, principal, timer):
         """-> (Estimate in the full frame, crop camera (P, 3)) from the CLIFF network."""
-        from .fit import Estimate
+        from .body import Estimate
 
         net = self.network
         with timer("crop"):

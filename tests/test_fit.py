@@ -1,28 +1,12 @@
 """Full-frame fitting on synthetic people with known cameras."""
 
-import math
-
-import pytest
 import torch
 
 from cliffhmr.perception.crop import box_to_center_scale
-from cliffhmr.fit import FitConfig, fit_people, ray_rotation
+from cliffhmr.fit import FitConfig, fit_people
 from cliffhmr.models.keypoint_regressor import initial_estimate
 from cliffhmr.geometry.rotation import geodesic_angle
 from cliffhmr.synthetic.scenes import make_scenes
-
-
-def test_ray_rotation_points_the_optical_axis_along_the_ray():
-    focal = torch.tensor([[1000.0, 1000.0], [500.0, 800.0], [700.0, 700.0]])
-    principal = torch.tensor([[640.0, 360.0], [100.0, 50.0], [0.0, 0.0]])
-    pixels = torch.tensor([[640.0, 360.0], [600.0, -750.0], [700.0, 700.0]])
-    R = ray_rotation(pixels, focal, principal)
-    ray = torch.cat(((pixels - principal) / focal, torch.ones(3, 1)), 1)
-    ray = ray / ray.norm(dim=-1, keepdim=True)
-    torch.testing.assert_close(R[:, :, 2], ray)  # R @ (0, 0, 1)
-    torch.testing.assert_close(R[0], torch.eye(3))  # the principal point: no turn
-    torch.testing.assert_close(R @ R.transpose(1, 2), torch.eye(3).expand(3, 3, 3), atol=1e-6, rtol=0)
-    assert geodesic_angle(torch.eye(3), R[2]) == pytest.approx(math.atan(math.sqrt(2)), abs=1e-5)
 
 
 def _fit(body, scenes, mode, iterations=80):

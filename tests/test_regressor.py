@@ -6,7 +6,7 @@ import torch
 from cliffhmr.geometry.camera import perspective_project
 from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.errors import CliffError
-from cliffhmr.fit import ray_rotation
+from cliffhmr.geometry.camera import ray_rotation
 from cliffhmr.models.keypoint_regressor import (
     DEFAULT_WEIGHTS, KeypointRegressor, geometric_estimate, initial_estimate, keypoint_crop, load_regressor, main,
     regressor_inputs, save_regressor,

@@ -8,7 +8,9 @@ Conventions (frame, pose) are in `base`; each model's specifics in `smpl` and `a
 loading one, and joint regressors for it, in `registry`.
 """
 
-from .base import COCO17_NAMES, BodyModel, BodyOutput
+from .base import COCO17_NAMES, FACE_CAMERA, BodyModel, BodyOutput, Estimate
 from .registry import load_body_model, load_joint_regressor, load_smpl
 
-__all__ = ["COCO17_NAMES", "BodyModel", "BodyOutput", "load_body_model", "load_joint_regressor", "load_smpl"]
+__all__ = [
+    "COCO17_NAMES", "FACE_CAMERA", "BodyModel", "BodyOutput", "Estimate", "load_body_model", "load_joint_regressor", "load_smpl",
+]  # fmt: skip

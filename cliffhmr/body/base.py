@@ -28,6 +28,20 @@ COCO17_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# Canonical frame (Y up, facing +Z) -> an upright person facing an OpenCV camera (y down, z forward):
+# 180 degrees about X.
+FACE_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+
+
+@dataclass
+class Estimate:
+    """Body parameters for P people. rotmat (P, J, 3, 3) local, [0] in the camera frame; betas (P, S); transl (P, 3)."""
+
+    rotmat: Tensor
+    betas: Tensor
+    transl: Tensor
+
+
 @dataclass
 class BodyOutput:
     """A batch of posed bodies, in metres in the canonical frame, translation included."""

@@ -658,16 +658,6 @@ def write_upright_mean_params(path: str | Path) -> Path:
     return path
 
 
-def axis_to_ray(x: float, y: float) -> torch.Tensor:
-    """(3, 3) the smallest rotation taking the optical axis (0, 0, 1) onto the ray through (x, y, 1)."""
-    d = torch.tensor([x, y, 1.0]) / math.sqrt(x * x + y * y + 1)
-    axis = torch.linalg.cross(torch.tensor([0.0, 0.0, 1.0]), d)
-    n = float(axis.norm())
-    if n < 1e-12:
-        return torch.eye(3)
-    return axis_angle_to_rotmat(axis / n * math.atan2(n, float(d[2])))
-
-
 def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConfig) -> dict[str, Path]:
     """Render `train.npz` / `test.npz` with images under `out_dir/images/<split>/`. Returns {split: npz path}.
 
@@ -678,9 +668,10 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
     from PIL import Image
 
     from ..atomic import write_npz_atomic
-    from ..geometry.camera import perspective_project
+    from ..body import FACE_CAMERA
+    from ..geometry.camera import perspective_project, ray_rotation
     from ..geometry.rotation import rotmat_to_axis_angle
-    from ..synthetic.scenes import FACE_CAMERA, sample_rotmats
+    from ..synthetic.scenes import sample_rotmats
     from ..body import load_smpl
 
     out = Path(out_dir)
@@ -705,7 +696,7 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
             f = w / 2 / math.tan(hfov / 2)
             u, v = rng.uniform(0.1, 0.9) * w, rng.uniform(0.15, 0.85) * h
             if cfg.heading_from == "ray":
-                rotmat[:, 0] = axis_to_ray((u - w / 2) / f, (v - h / 2) / f) @ rotmat[:, 0]
+                rotmat[:, 0] = ray_rotation(torch.tensor([[u, v]]), torch.tensor([[f, f]]), torch.tensor([[w / 2, h / 2]]))[0] @ rotmat[:, 0]
             betas = torch.zeros(1, body.num_betas)
             betas[:, :SMPL_NUM_BETAS] = torch.randn(1, SMPL_NUM_BETAS, generator=gen) * cfg.betas_std
             with torch.no_grad():

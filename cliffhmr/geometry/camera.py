@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import CliffError
+from .rotation import axis_angle_to_rotmat
 
 # Constants the released CLIFF weights were trained with: bbox_info is divided by these to
 # keep its entries near unit variance.
@@ -169,3 +170,19 @@ def weak_perspective_to_image(
     """
     s, t = cam[:, :1], cam[:, 1:]
     return center[:, None, :] + (b * s[:, 0])[:, None, None] / 2 * (points[..., :2] + t[:, None, :])
+
+
+def ray_rotation(points_2d: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
+    """Rotation taking the optical axis (0, 0, 1) onto the viewing ray through each pixel.
+
+    points_2d: (P, 2) pixels; focal, principal: (P, 2) -> (P, 3, 3). A crop sees its person along
+    this ray; a body orientation estimated from the crop alone is relative to it (what CLIFF corrects).
+    """
+    xy = (points_2d - principal) / focal
+    d = torch.cat((xy, torch.ones_like(xy[:, :1])), -1)
+    d = d / d.norm(dim=-1, keepdim=True)
+    z = torch.tensor([0.0, 0.0, 1.0]).expand_as(d)
+    axis = torch.cross(z, d, dim=-1)
+    angle = torch.atan2(axis.norm(dim=-1), (z * d).sum(-1))
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return axis_angle_to_rotmat(axis * angle[:, None])

@@ -24,17 +24,15 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
-from ..body import BodyModel, load_body_model
+from ..body import FACE_CAMERA, BodyModel, Estimate, load_body_model
 from ..errors import CliffError
-from ..fit import Estimate, ray_rotation, sanitize_keypoints
-from ..geometry.camera import bbox_info, cam_crop_to_full, cam_full_to_crop, perspective_project
+from ..fit import sanitize_keypoints
+from ..geometry.camera import bbox_info, cam_crop_to_full, cam_full_to_crop, perspective_project, ray_rotation
 from ..geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
 from ..perception.crop import box_to_center_scale
 from ..synthetic.scenes import MOCAP_FILE, load_mocap_poses, make_scenes
 
 NOSE, L_EAR, R_EAR, L_SHO, R_SHO, L_HIP, R_HIP = 0, 3, 4, 5, 6, 11, 12
-# Canonical body frame (Y up, facing +Z) -> upright person facing an OpenCV camera.
-FACE_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 DEFAULT_WEIGHTS = Path(__file__).parents[1] / "assets" / "keypoint_regressor.pt"
 WEIGHTS_FORMAT = 1
 # Shapes the regressor learns from: wider than the fit's shape prior (adults of normal build).

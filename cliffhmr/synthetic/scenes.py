@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..body import BodyModel
+from ..body import FACE_CAMERA, BodyModel
 from ..body.prior import mirror_pose
 from ..errors import CliffError
 from ..geometry.camera import perspective_project
@@ -33,7 +33,6 @@ _SPREAD = (
     ("hip", 0.35), ("thigh", 0.35), ("upperleg", 0.35), ("knee", 0.35), ("calf", 0.35), ("shin", 0.35),
     ("lowerleg", 0.35), ("foot", 0.15), ("ankle", 0.15), ("toe", 0.1),
 )
-FACE_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # canonical Y-up/+Z-facing -> facing an OpenCV camera
 
 
 def joint_spread(names: list[str]) -> torch.Tensor:
