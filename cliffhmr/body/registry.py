@@ -14,7 +14,7 @@ from torch import Tensor
 from ..errors import CliffError
 from ..npzio import read_npy
 from .base import BodyModel
-from .smpl import NUM_BETAS, SMPL_JOINT_NAMES
+from .smpl import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 
 GENDERS = ("neutral", "male", "female")
 
@@ -42,7 +42,7 @@ def load_smpl(path: str, device: torch.device | str = "cpu", gender: str = "neut
     if not path or path == "anny":
         raise CliffError("the CLIFF network predicts SMPL parameters: give an SMPL model file (body.smpl / --smpl)")
     body = load_body_model(path, gender, device=device)
-    if body.num_joints != len(SMPL_JOINT_NAMES) or body.num_betas < NUM_BETAS:
+    if body.num_joints != SMPL_NUM_JOINTS or body.num_betas < SMPL_NUM_BETAS:
         raise CliffError(f"{path}: need an SMPL model (24 joints, >= 10 betas), got {body.num_joints} joints, {body.num_betas} betas")
     return body
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..atomic import check_output_file, write_npz_atomic
+from ..body.smpl import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from ..errors import CliffError
 from ..fit import FitConfig
 from ..perception import crop
@@ -23,8 +24,7 @@ from ..pipeline import ImageResult
 
 # SPIN's J24 slot of each COCO-17 keypoint (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
 COCO17_TO_J24 = [19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]
-SMPL_POSE_DIM = 72
-SMPL_SHAPE_DIM = 10
+SMPL_POSE_DIM = 3 * SMPL_NUM_JOINTS
 
 
 def coco17_to_j24(keypoints: np.ndarray, min_confidence: float = 0.0) -> np.ndarray:
@@ -57,7 +57,7 @@ def result_rows(result: ImageResult, imgname: str, min_quality: float) -> dict[s
     }
     if result.body_model == "smpl":
         rows["pose"] = np.array([p.pose[:SMPL_POSE_DIM] for p in result.people], np.float32).reshape(n, SMPL_POSE_DIM)
-        rows["shape"] = np.array([p.betas[:SMPL_SHAPE_DIM] for p in result.people], np.float32).reshape(n, SMPL_SHAPE_DIM)
+        rows["shape"] = np.array([p.betas[:SMPL_NUM_BETAS] for p in result.people], np.float32).reshape(n, SMPL_NUM_BETAS)
         rows["transl"] = np.array([p.transl for p in result.people], np.float32).reshape(n, 3)
         rows["has_smpl"] = (quality >= min_quality).astype(np.float32)
     return rows

@@ -28,6 +28,7 @@ from ..arguments import ArgumentParser
 from ..atomic import check_output_file, write_npz_atomic
 from ..body import load_smpl
 from ..body.pickle_safe import load_pickle
+from ..body.smpl import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from ..errors import CliffError
 from ..geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
 from ..perception.crop import RESCALE_EVALUATION, box_to_center_scale
@@ -54,9 +55,9 @@ def _sequence(path: Path) -> dict:
     checks = [("cam_poses", seq["cam_poses"], (n, 4, 4)), ("cam_intrinsics", seq["cam_intrinsics"], (3, 3)),
               ("img_frame_ids", seq["img_frame_ids"], (n,))]  # fmt: skip
     for p in range(actors):
-        checks += [("poses", seq["poses"][p], (n, 72)), ("trans", seq["trans"][p], (n, 3)),
-                   ("jointPositions", seq["jointPositions"][p], (n, 72)), ("campose_valid", seq["campose_valid"][p], (n,)),
-                   ("betas", seq["betas"][p], (max(10, getattr(seq["betas"][p], "size", 0)),))]  # fmt: skip
+        checks += [("poses", seq["poses"][p], (n, 3 * SMPL_NUM_JOINTS)), ("trans", seq["trans"][p], (n, 3)),
+                   ("jointPositions", seq["jointPositions"][p], (n, 3 * SMPL_NUM_JOINTS)), ("campose_valid", seq["campose_valid"][p], (n,)),
+                   ("betas", seq["betas"][p], (max(SMPL_NUM_BETAS, getattr(seq["betas"][p], "size", 0)),))]  # fmt: skip
     for key, value, shape in checks:
         if not (isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "biuf"):
             got = f"{value.shape} {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
@@ -95,14 +96,14 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
                 continue
             g = _gender(gender)
             pose = torch.from_numpy(np.asarray(seq["poses"][p], np.float64)[valid])
-            betas = np.asarray(seq["betas"][p], np.float64).reshape(-1)[:10]
+            betas = np.asarray(seq["betas"][p], np.float64).reshape(-1)[:SMPL_NUM_BETAS]
             trans = np.asarray(seq["trans"][p], np.float64)[valid]
-            joints = np.asarray(seq["jointPositions"][p], np.float64)[valid].reshape(-1, 24, 3)
+            joints = np.asarray(seq["jointPositions"][p], np.float64)[valid].reshape(-1, SMPL_NUM_JOINTS, 3)
             Rc, Tc = cam[valid, :3, :3], cam[valid, :3, 3]
 
             body = bodies[g]
             with torch.no_grad():
-                rest = body(torch.eye(3).expand(1, 24, 3, 3), torch.from_numpy(betas).float()[None], None)
+                rest = body(torch.eye(3).expand(1, SMPL_NUM_JOINTS, 3, 3), torch.from_numpy(betas).float()[None], None)
             j0 = rest.joints[0, 0].double().numpy()
             root_rot = torch.from_numpy(Rc) @ axis_angle_to_rotmat(pose[:, :3])
             pose[:, :3] = rotmat_to_axis_angle(root_rot)

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
+from ..body.smpl import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from ..errors import CliffError
 from ..geometry.rotation import axis_angle_to_rotmat
 from ..image import load_image
@@ -55,8 +56,6 @@ SMPL_FLIP_PERM = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 
 J24_TO_J14 = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 18]
 H36M_TO_J14 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]
 J24_HIPS = (2, 3)  # right, left: their midpoint is the pelvis for alignment
-SMPL_NUM_JOINTS = 24
-SMPL_NUM_BETAS = 10
 
 # J24 joints taken straight from SMPL's kinematic joints (same choice as SPIN).
 _J24_FROM_SMPL = {0: 8, 1: 5, 4: 4, 5: 7, 6: 21, 7: 19, 8: 17, 9: 16, 10: 18, 11: 20}
@@ -99,7 +98,7 @@ def body_to_j24(joints: torch.Tensor, keypoints: torch.Tensor, extra: torch.Tens
 _REQUIRED = ("imgname", "center", "scale")
 # key -> trailing shape of one row
 _SHAPES = {
-    "center": (2,), "scale": (), "part": (24, 3), "S": (24, 4), "pose": (72,), "shape": (10,),
+    "center": (2,), "scale": (), "part": (24, 3), "S": (24, 4), "pose": (3 * SMPL_NUM_JOINTS,), "shape": (SMPL_NUM_BETAS,),
     "has_smpl": (), "focal_l": (), "cam_int": (3, 3), "transl": (3,),
 }  # fmt: skip
 
@@ -180,8 +179,8 @@ def load_annotations(path: str | Path) -> Annotations:
         scale=f32["scale"],
         part=part,
         S=f32.get("S"),
-        pose=np.where(has_smpl[:, None], f32.get("pose", np.zeros((n, 72), np.float32)), 0).astype(np.float32),
-        shape=np.where(has_smpl[:, None], f32.get("shape", np.zeros((n, 10), np.float32)), 0).astype(np.float32),
+        pose=np.where(has_smpl[:, None], f32.get("pose", np.zeros((n, 3 * SMPL_NUM_JOINTS), np.float32)), 0).astype(np.float32),
+        shape=np.where(has_smpl[:, None], f32.get("shape", np.zeros((n, SMPL_NUM_BETAS), np.float32)), 0).astype(np.float32),
         has_smpl=has_smpl,
         focal=focal,
         principal=principal,
@@ -398,7 +397,7 @@ class NpzDataset(Dataset):
         center = A[:, :2] @ self.center[index].astype(np.float64) + A[:, 2] + np.asarray(aug.shift) * b
         b *= aug.scale
 
-        rotmat = axis_angle_to_rotmat(torch.from_numpy(ann.pose[index]).reshape(24, 3).double())
+        rotmat = axis_angle_to_rotmat(torch.from_numpy(ann.pose[index]).reshape(SMPL_NUM_JOINTS, 3).double())
         S = ann.S[index] if ann.S is not None else None
         part, S, rotmat = augment_annotations(aug, Q, A, ann.part[index].astype(np.float64), S, rotmat)
 
@@ -651,10 +650,10 @@ def write_upright_mean_params(path: str | Path) -> Path:
     zero shape, crop camera (0.9, 0, 0)."""
     from ..atomic import write_npz_atomic
 
-    pose = np.zeros(72, np.float32)
+    pose = np.zeros(3 * SMPL_NUM_JOINTS, np.float32)
     pose[0] = math.pi
     path = Path(path)
-    write_npz_atomic(path, dict(pose=pose, shape=np.zeros(10, np.float32), cam=np.array([0.9, 0.0, 0.0], np.float32)))
+    write_npz_atomic(path, dict(pose=pose, shape=np.zeros(SMPL_NUM_BETAS, np.float32), cam=np.array([0.9, 0.0, 0.0], np.float32)))
     return path
 
 
@@ -722,7 +721,7 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
             rows["scale"].append(float(scale[0]))
             rows["part"].append(np.concatenate((part.numpy(), np.ones((24, 1))), 1))
             rows["S"].append(np.concatenate((j24.numpy(), np.ones((24, 1))), 1))
-            rows["pose"].append(rotmat_to_axis_angle(rotmat[0]).reshape(72).numpy())
+            rows["pose"].append(rotmat_to_axis_angle(rotmat[0]).reshape(-1).numpy())
             rows["shape"].append(betas[0, :SMPL_NUM_BETAS].numpy())
             rows["transl"].append(transl.numpy())
             rows["focal_l"].append(f)

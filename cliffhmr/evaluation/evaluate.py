@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from ..arguments import ArgumentParser
 from ..atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
 from ..body import load_joint_regressor, load_smpl
+from ..body.smpl import SMPL_NUM_JOINTS
 from ..data.datasets import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
 from ..device import resolve_device
 from ..errors import CliffError
@@ -131,12 +132,12 @@ def _gt_keypoints_2d(ann, rows: np.ndarray, body, device) -> torch.Tensor:
 
 
 def _gt_body(ann, rows: np.ndarray, body, device):
-    rotmat = axis_angle_to_rotmat(torch.from_numpy(ann.pose[rows]).reshape(-1, 24, 3)).to(device)
+    rotmat = axis_angle_to_rotmat(torch.from_numpy(ann.pose[rows]).reshape(-1, SMPL_NUM_JOINTS, 3)).to(device)
     return body(rotmat, _betas(torch.from_numpy(ann.shape[rows]), body).to(device), None)
 
 
 def _betas(betas: torch.Tensor, body) -> torch.Tensor:
-    """10 SMPL betas, zero-padded to the body model's count."""
+    """SMPL betas as datasets and the network give them, zero-padded to the body model's count."""
     return torch.nn.functional.pad(betas, (0, body.num_betas - betas.shape[1]))
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
+from ..body.smpl import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from ..errors import CliffError
 from ..geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
 from ..npzio import read_npz
@@ -32,9 +33,7 @@ from .resnet import ResNet50
 BACKBONES = {"res50": ResNet50, "hr48": HRNetW48}
 BBOX_INFO_STYLES = ("official", "plain")
 
-NUM_JOINTS = 24
-NPOSE = NUM_JOINTS * 6
-NSHAPE = 10
+NPOSE = SMPL_NUM_JOINTS * 6
 NCAM = 3
 NBBOX = 3
 HIDDEN = 1024
@@ -76,12 +75,12 @@ class CLIFF(nn.Module):
         self.encoder = BACKBONES[backbone]()
 
         # No nonlinearity between the fc layers: this is the official (SPIN-derived) regressor.
-        self.fc1 = nn.Linear(self.encoder.num_features + NBBOX + NPOSE + NSHAPE + NCAM, HIDDEN)
+        self.fc1 = nn.Linear(self.encoder.num_features + NBBOX + NPOSE + SMPL_NUM_BETAS + NCAM, HIDDEN)
         self.drop1 = nn.Dropout(0.5)
         self.fc2 = nn.Linear(HIDDEN, HIDDEN)
         self.drop2 = nn.Dropout(0.5)
         self.decpose = nn.Linear(HIDDEN, NPOSE)
-        self.decshape = nn.Linear(HIDDEN, NSHAPE)
+        self.decshape = nn.Linear(HIDDEN, SMPL_NUM_BETAS)
         self.deccam = nn.Linear(HIDDEN, NCAM)
 
         pose, shape, cam = _initial_estimate(mean_params)
@@ -120,15 +119,15 @@ class CLIFF(nn.Module):
             shape = shape + self.decshape(h)
             cam = cam + self.deccam(h)
 
-        rotmat = rot6d_to_rotmat(pose.reshape(b, NUM_JOINTS, 6))
+        rotmat = rot6d_to_rotmat(pose.reshape(b, SMPL_NUM_JOINTS, 6))
         return CliffOutput(rotmat=rotmat, pose6d=pose, betas=shape, cam=cam)
 
 
 def _initial_estimate(path: str | os.PathLike | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The regressor's starting (pose6d (144,), shape (10,), cam (3,)), float32."""
     if path is None:
-        pose = rotmat_to_rot6d(torch.eye(3).expand(NUM_JOINTS, 3, 3)).reshape(NPOSE)
-        return pose, torch.zeros(NSHAPE), torch.tensor(INIT_CAM)
+        pose = rotmat_to_rot6d(torch.eye(3).expand(SMPL_NUM_JOINTS, 3, 3)).reshape(NPOSE)
+        return pose, torch.zeros(SMPL_NUM_BETAS), torch.tensor(INIT_CAM)
     data = read_npz(path, "mean parameters file")
     if not {"pose", "shape", "cam"} <= data.keys():
         raise CliffError(f"mean parameters {path} must be an .npz with arrays pose, shape, cam")
@@ -137,10 +136,10 @@ def _initial_estimate(path: str | os.PathLike | None) -> tuple[torch.Tensor, tor
         raise CliffError(f"mean parameters {path}: {', '.join(bad)} must hold finite real numbers")
     arrays = {k: torch.from_numpy(data[k].astype(np.float32)).reshape(-1) for k in ("pose", "shape", "cam")}
     pose = arrays["pose"]
-    if pose.numel() == NUM_JOINTS * 3:  # axis-angle
-        pose = rotmat_to_rot6d(axis_angle_to_rotmat(pose.reshape(NUM_JOINTS, 3))).reshape(NPOSE)
+    if pose.numel() == SMPL_NUM_JOINTS * 3:  # axis-angle
+        pose = rotmat_to_rot6d(axis_angle_to_rotmat(pose.reshape(SMPL_NUM_JOINTS, 3))).reshape(NPOSE)
     sizes = (pose.numel(), arrays["shape"].numel(), arrays["cam"].numel())
-    if sizes != (NPOSE, NSHAPE, NCAM):
+    if sizes != (NPOSE, SMPL_NUM_BETAS, NCAM):
         raise CliffError(f"mean parameters {path} have sizes pose/shape/cam = {sizes}, expected (144 or 72, 10, 3)")
     return pose, arrays["shape"], arrays["cam"]
 
