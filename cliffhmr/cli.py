@@ -163,7 +163,7 @@ def _inputs(args):
     boxes = load_boxes_file(args.boxes) if args.boxes else None
     if not args.keypoints:
         return images, boxes, lambda path: None
-    from .perception.blazepose import coco_keypoints_by_image, keypoints_for_image, load_keypoints_file
+    from .perception.keypoint_files import coco_keypoints_by_image, keypoints_for_image, load_keypoints_file
 
     if len(images) == 1:  # any layout, OpenPose included; a file about one image needs no name in it
         single = load_keypoints_file(args.keypoints, image_name=images[0].name)

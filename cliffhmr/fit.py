@@ -14,8 +14,10 @@ import torch
 
 from .body import BodyModel, BodyOutput, Estimate
 from .body.prior import PosePrior, load_pose_prior
+from .geometry.boxes import box_around, box_size
 from .geometry.camera import cam_crop_to_full, cam_full_to_crop, perspective_project, ray_rotation, weak_perspective_to_image
 from .geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle, rotmat_to_rot6d
+from .perception.keypoints import sanitize_keypoints
 
 # COCO-17 indices used to anchor the torso before the limbs are free to move.
 TORSO = (5, 6, 11, 12)
@@ -54,13 +56,6 @@ class FitResult(Estimate):
     quality: torch.Tensor = None  # (P,) in [0, 1]
     flags: list[list[str]] = field(default_factory=list)
     iterations: int = 0  # optimisation steps taken
-
-
-def sanitize_keypoints(keypoints: torch.Tensor) -> torch.Tensor:
-    """(P, 17, 3) -> a float copy where keypoints with non-finite values are missing (all zero)."""
-    kp = keypoints.detach().float().clone()
-    kp[~torch.isfinite(kp).all(-1)] = 0.0
-    return kp
 
 
 def keypoint_quality(pred: torch.Tensor, target: torch.Tensor, size: torch.Tensor, min_conf: float = 0.2) -> torch.Tensor:
@@ -244,10 +239,7 @@ def _centred(points: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 def _keypoint_extent(kp: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
     """(P,) a person's size in pixels: the larger side of the visible keypoints' box (at least 16 px)."""
-    big = torch.finfo(kp.dtype).max
-    lo = torch.where(visible[..., None], kp[..., :2], torch.full_like(kp[..., :2], big)).amin(1)
-    hi = torch.where(visible[..., None], kp[..., :2], torch.full_like(kp[..., :2], -big)).amax(1)
-    ext = (hi - lo).amax(-1)
+    ext = box_size(box_around(kp[..., :2], visible))
     return torch.where(visible.any(-1), ext, torch.zeros_like(ext)).clamp_min(16.0)
 
 

@@ -21,6 +21,7 @@ from .device import resolve_device
 from .errors import CliffError
 from .fit import FitConfig
 from .geometry import camera
+from .geometry.boxes import box_around, grow_box
 from .geometry.rotation import rotmat_to_axis_angle
 from .image import LoadedImage, load_image
 from .perception import crop
@@ -290,7 +291,7 @@ def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
     seen = kp[..., 2] > 0
     if not seen.any(-1).all():
         raise CliffError(f"{source}: a person has no keypoint with positive confidence")
-    from .perception.blazepose import outside_missing
+    from .perception.keypoints import outside_missing
 
     kept = outside_missing(kp, image.width, image.height)  # placed outside the image: missing, as BlazePose's
     inside = kept[..., 2] > 0
@@ -304,14 +305,9 @@ def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
 
 
 def _keypoint_boxes(kp: np.ndarray) -> np.ndarray:
-    """(N, 17, 3) -> (N, 5) boxes around each person's confident keypoints, 10% margin, score 1."""
-    boxes = []
-    for person in kp:
-        pts = person[person[:, 2] > 0, :2]
-        lo, hi = pts.min(0), pts.max(0)
-        pad = np.maximum((hi - lo) * 0.1, 8.0)
-        boxes.append([*(lo - pad), *(hi + pad), 1.0])
-    return np.asarray(boxes, np.float32).reshape(-1, 5)
+    """(N, 17, 3) -> (N, 5) boxes around each person's confident keypoints, 10% margin (at least 8 px), score 1."""
+    box = grow_box(box_around(torch.as_tensor(kp[..., :2]), torch.as_tensor(kp[..., 2] > 0)), 0.1, min_pad=8.0)
+    return np.concatenate((box.numpy(), np.ones((len(kp), 1))), 1).astype(np.float32)
 
 
 def _whole_image_box(image: LoadedImage) -> np.ndarray:

@@ -20,7 +20,7 @@ from cliffhmr.geometry.camera import Intrinsics, check_focal
 from cliffhmr.perception.crop import box_to_center_scale, validate_boxes
 from cliffhmr.errors import CliffError
 from cliffhmr.image import LoadedImage, load_boxes_file
-from cliffhmr.perception.blazepose import load_keypoints_file
+from cliffhmr.perception.keypoint_files import load_keypoints_file
 from cliffhmr.pipeline import PredictorConfig, _check_keypoints, _keypoint_boxes
 from cliffhmr.train.engine import load_config
 

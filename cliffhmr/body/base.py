@@ -20,12 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CliffError
-
-COCO17_NAMES: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
+from ..perception.keypoints import COCO17_NAMES  # noqa: F401  (the interface names the order its keypoints come in)
 
 
 # Canonical frame (Y up, facing +Z) -> an upright person facing an OpenCV camera (y down, z forward):

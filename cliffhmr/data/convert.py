@@ -31,7 +31,7 @@ from ..body.pickle_safe import load_pickle
 from ..body.smpl import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from ..errors import CliffError
 from ..geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
-from ..perception.crop import RESCALE_EVALUATION, box_to_center_scale
+from ..perception.crop import keypoint_box
 
 _ACTOR_KEYS = ("poses", "betas", "trans", "jointPositions", "campose_valid")
 _SEQUENCE_KEYS = ("poses", "betas", "trans", "jointPositions", "cam_poses", "cam_intrinsics", "campose_valid", "img_frame_ids", "genders")
@@ -111,8 +111,7 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
 
             cam_joints = np.einsum("nij,nkj->nki", Rc, joints) + Tc[:, None]
             uv = cam_joints[..., :2] / cam_joints[..., 2:] * K[[0, 1], [0, 1]] + K[:2, 2]
-            boxes = torch.from_numpy(np.concatenate((uv.min(1), uv.max(1)), 1))
-            center, scale = box_to_center_scale(boxes, rescale=RESCALE_EVALUATION)
+            center, scale = keypoint_box(torch.from_numpy(uv))
             if not all(np.isfinite(v).all() for v in (center.numpy(), scale.numpy(), pose.numpy(), betas, transl)):
                 raise CliffError(f"{path}: actor {p}: NaN or infinite values in its frames with a valid camera pose")
 

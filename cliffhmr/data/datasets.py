@@ -475,12 +475,6 @@ class MixSampler(Sampler):
             k += self.world
 
 
-def keypoint_box(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The evaluation/generator box: tight around (B, K, 2) pixels, to the crop's aspect, x1.2 -> center (B, 2), scale (B,)."""
-    box = torch.cat((points.amin(1), points.amax(1)), -1)
-    return crop.box_to_center_scale(box, rescale=crop.RESCALE_EVALUATION)
-
-
 # --------------------------------------------------------------------------- synthetic data
 
 # A stand-in SMPL body for tests and benchmarks when no licensed SMPL file is at hand: one box per
@@ -662,7 +656,7 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
 
     Ground truth is complete: SMPL pose/shape/translation in the camera frame, J24 2D (`part`) and
     3D (`S`) from `body_to_j24` (no extra regressor), focal length and intrinsics. Boxes are
-    `keypoint_box` of the projected SMPL joints + COCO keypoints, the evaluation protocol's box.
+    `crop.keypoint_box` of the projected SMPL joints + COCO keypoints, the evaluation protocol's box.
     """
     from PIL import Image
 
@@ -714,7 +708,7 @@ def generate_synthetic(out_dir: str | Path, smpl: str | Path, cfg: SyntheticConf
             focal, principal = torch.tensor([f]), torch.tensor([[w / 2, h / 2]])
             j24 = body_to_j24(posed.joints, posed.keypoints)[0] + transl
             box_points = torch.cat((posed.joints, posed.keypoints), 1) + transl
-            center, scale = keypoint_box(perspective_project(box_points, focal, principal))
+            center, scale = crop.keypoint_box(perspective_project(box_points, focal, principal))
             part = perspective_project(j24[None], focal, principal)[0]
             rows["imgname"].append(name)
             rows["center"].append(center[0].numpy())

@@ -37,7 +37,7 @@ from ..errors import CliffError
 from ..export import save_json
 from ..geometry.camera import bbox_info, perspective_project
 from ..geometry.rotation import axis_angle_to_rotmat, geodesic_angle
-from ..perception.crop import RESCALE_EVALUATION, box_to_center_scale
+from ..perception.crop import RESCALE_EVALUATION, keypoint_box
 
 DATASETS = {  # name -> default annotation file inside --root
     "3dpw": "3dpw_test.npz",
@@ -107,18 +107,13 @@ def protocol_boxes(ann, body, device) -> tuple[np.ndarray, np.ndarray, np.ndarra
     vis = ann.part[..., 2] > 0
     rows = np.flatnonzero(vis.sum(1) >= 2)
     if len(rows):
-        kp = ann.part[rows, :, :2]
-        lo = np.where(vis[rows, :, None], kp, np.inf).min(1)
-        hi = np.where(vis[rows, :, None], kp, -np.inf).max(1)
-        c, s = box_to_center_scale(torch.from_numpy(np.concatenate((lo, hi), 1)), rescale=RESCALE_EVALUATION)
+        c, s = keypoint_box(torch.from_numpy(ann.part[rows, :, :2]), torch.from_numpy(vis[rows]))
         center[rows], scale[rows], source[rows] = c.numpy(), s.numpy(), "2d keypoints"
 
     if ann.transl is not None and ann.principal is not None and ann.has_smpl.any():
         rows = np.flatnonzero(ann.has_smpl)
         for chunk in np.array_split(rows, max(1, math.ceil(len(rows) / 256))):
-            kp = _gt_keypoints_2d(ann, chunk, body, device)
-            box = torch.cat((kp.amin(1), kp.amax(1)), -1)
-            c, s = box_to_center_scale(box, rescale=RESCALE_EVALUATION)
+            c, s = keypoint_box(_gt_keypoints_2d(ann, chunk, body, device))
             center[chunk], scale[chunk], source[chunk] = c.numpy(), s.numpy(), "projected ground truth"
     return center.astype(np.float32), scale.astype(np.float32), source
 

@@ -26,10 +26,11 @@ from torch import nn
 from ..atomic import atomic_path
 from ..body import FACE_CAMERA, BodyModel, Estimate, load_body_model
 from ..errors import CliffError
-from ..fit import sanitize_keypoints
+from ..geometry.boxes import box_around, box_size, grow_box
 from ..geometry.camera import bbox_info, cam_crop_to_full, cam_full_to_crop, perspective_project, ray_rotation
 from ..geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
 from ..perception.crop import box_to_center_scale
+from ..perception.keypoints import sanitize_keypoints
 from ..synthetic.scenes import MOCAP_FILE, load_mocap_poses, make_scenes
 
 NOSE, L_EAR, R_EAR, L_SHO, R_SHO, L_HIP, R_HIP = 0, 3, 4, 5, 6, 11, 12
@@ -104,13 +105,8 @@ def keypoint_crop(keypoints: torch.Tensor, fallback_center: torch.Tensor, min_co
     """
     kp = sanitize_keypoints(keypoints)
     seen = kp[..., 2] > min_conf
-    big = torch.finfo(kp.dtype).max
-    lo = torch.where(seen[..., None], kp[..., :2], big).amin(1)
-    hi = torch.where(seen[..., None], kp[..., :2], -big).amax(1)
-    any_seen = seen.any(1)[:, None]
-    lo, hi = torch.where(any_seen, lo, fallback_center), torch.where(any_seen, hi, fallback_center)
-    margin = (hi - lo) * 0.1
-    center, scale = box_to_center_scale(torch.cat((lo - margin, hi + margin), -1))
+    box = torch.where(seen.any(1)[:, None], box_around(kp[..., :2], seen), fallback_center.repeat(1, 2))
+    center, scale = box_to_center_scale(grow_box(box, 0.1))
     return center, scale.clamp_min(16 / 200)
 
 
@@ -309,10 +305,8 @@ def synthetic_batch(pool: _PosePool, n: int, gen: torch.Generator) -> dict[str, 
     seen = (rand(n, 17) >= 0.3 * rand(n, 1)) & inside
     few = seen.sum(1) < 2
     seen[few] = inside[few] | (inside[few].sum(1, keepdim=True) < 2)  # a detector reports nobody with fewer
-    big = torch.finfo(clean.dtype).max
-    lo = torch.where(seen[..., None], clean, big).amin(1)
-    hi = torch.where(seen[..., None], clean, -big).amax(1)
-    size = (hi - lo).amax(-1)
+    box = box_around(clean, seen)
+    lo, hi, size = box[:, :2], box[:, 2:], box_size(box)
     noisy = clean + torch.randn(clean.shape, generator=gen) * (0.02 * rand(n) * size)[:, None, None]
     conf = (0.3 + 0.7 * rand(n, 17)) * seen
     # Hallucinations, as BlazePose makes for limbs it cannot see (knees on a lap, a wrist in

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CliffError
+from ..geometry.boxes import box_around
 
 CROP_HEIGHT = 256
 CROP_WIDTH = 192
@@ -37,6 +38,14 @@ def box_to_center_scale(
     center = torch.stack(((x1 + x2) / 2, (y1 + y2) / 2), dim=-1)
     height = torch.maximum((x2 - x1) / aspect, y2 - y1)
     return center, height / 200.0 * rescale
+
+
+def keypoint_box(
+    points: torch.Tensor, seen: torch.Tensor | None = None, rescale: float = RESCALE_EVALUATION
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The evaluation protocol's crop: tight around the seen points (B, K, 2) pixels ((B, K) bool,
+    None: all), grown to the crop's aspect and by `rescale` -> centre (B, 2), scale (B,)."""
+    return box_to_center_scale(box_around(points, seen), rescale=rescale)
 
 
 def crop_to_image(points: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

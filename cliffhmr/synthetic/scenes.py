@@ -18,6 +18,7 @@ import torch
 from ..body import FACE_CAMERA, BodyModel
 from ..body.prior import mirror_pose
 from ..errors import CliffError
+from ..geometry.boxes import box_around, box_size, grow_box
 from ..geometry.camera import perspective_project
 from ..geometry.rotation import axis_angle_to_rotmat
 
@@ -159,10 +160,8 @@ def make_scenes(
         kp3d = rest.keypoints + transl[:, None]
     principal = torch.tensor([[width / 2, height / 2]]).expand(n, 2)
     clean = perspective_project(kp3d, focal, principal)
-    lo, hi = clean.amin(1), clean.amax(1)
-    size = (hi - lo).amax(-1)
-    margin = (hi - lo) * 0.1
-    boxes = torch.cat((lo - margin, hi + margin), -1)
+    tight = box_around(clean)
+    size, boxes = box_size(tight), grow_box(tight, 0.1)
     noisy = clean + torch.randn(clean.shape, generator=gen) * noise * size[:, None, None]
     keep = (torch.rand(n, 17, generator=gen) >= dropout).float()
     return Scenes(rot, betas, transl, focal, width, height, kp3d, torch.cat((noisy, keep[..., None]), -1), clean, boxes)
