@@ -32,7 +32,7 @@ from cliffhmr.body.prior import load_pose_prior
 from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.evaluation.evaluate import mpjpe, pa_mpjpe
 from cliffhmr.fit import FitConfig, fit_people
-from cliffhmr.models.keypoint_regressor import initial_estimate
+from cliffhmr.models.initial import initial_estimate
 from cliffhmr.geometry.rotation import geodesic_angle
 from cliffhmr.synthetic.scenes import load_mocap_poses, make_scenes
 

@@ -40,7 +40,7 @@ import torch
 
 import cliffhmr.body
 import cliffhmr.fit
-import cliffhmr.models.keypoint_regressor
+import cliffhmr.models.initial
 from cliffhmr.geometry.camera import perspective_project
 from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.evaluation.evaluate import mpjpe, pa_mpjpe
@@ -78,7 +78,7 @@ def load_sides(baseline: str, tmp: Path) -> dict[str, SimpleNamespace]:
         before = SimpleNamespace(**{m: importlib.import_module(f"cliffhmr_before.{m}") for m in ("fit", "regressor", "body")})
     finally:
         sys.path.remove(str(tmp))
-    after = SimpleNamespace(fit=cliffhmr.fit, regressor=cliffhmr.models.keypoint_regressor, body=cliffhmr.body)
+    after = SimpleNamespace(fit=cliffhmr.fit, regressor=cliffhmr.models.initial, body=cliffhmr.body)
     return {"before": before, "after": after}
 
 

@@ -240,7 +240,7 @@ class Predictor:
     def _run_fit(self, image, boxes, center, scale, focal, principal, K, keypoints, timer, init=None) -> list[Person]:
         """Keypoints (estimated unless given) -> full-frame fit from `init`, or from the keypoint regressor's estimate."""
         from .fit import fit_people
-        from .models.keypoint_regressor import initial_estimate
+        from .models.initial import initial_estimate
 
         config = FitConfig(iterations=self.config.fit_iterations)
         with timer("keypoints"):

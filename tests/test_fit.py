@@ -4,7 +4,7 @@ import torch
 
 from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.fit import FitConfig, fit_people
-from cliffhmr.models.keypoint_regressor import initial_estimate
+from cliffhmr.models.initial import initial_estimate
 from cliffhmr.geometry.rotation import geodesic_angle
 from cliffhmr.synthetic.scenes import make_scenes
 
