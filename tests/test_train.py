@@ -138,6 +138,9 @@ def test_pretrained_backbone_loads_imagenet_layout(tmp_path):
     torch.save({"state_dict": {**sd, "fc.weight": torch.zeros(1000, 2048)}}, tmp_path / "imagenet.pth")
     load_pretrained_backbone(model, str(tmp_path / "imagenet.pth"))
     assert torch.equal(model.encoder.conv1.weight, sd["conv1.weight"])
+    torch.save({"_orig_mod.module.encoder." + k: 2 * v for k, v in sd.items()}, tmp_path / "compiled.pth")  # torch.compile + DDP
+    load_pretrained_backbone(model, str(tmp_path / "compiled.pth"))
+    assert torch.equal(model.encoder.conv1.weight, 2 * sd["conv1.weight"])
     torch.save({k: v for k, v in sd.items() if not k.startswith("layer4")}, tmp_path / "partial.pth")
     with pytest.raises(CliffError, match=r"partial\.pth: does not fit the res50 encoder"):
         load_pretrained_backbone(model, str(tmp_path / "partial.pth"))

@@ -22,6 +22,7 @@ from .rotation import axis_angle_to_rotmat
 OFFICIAL_LOCATION_SCALE = 2.8
 OFFICIAL_SIZE_MEAN = 0.24
 OFFICIAL_SIZE_STD = 0.06
+BBOX_INFO_STYLES = ("official", "plain")
 
 # The 35 mm film frame's diagonal (36 x 24 mm), the reference of EXIF's FocalLengthIn35mmFilm.
 FILM_35MM_DIAGONAL_MM = math.hypot(36.0, 24.0)
@@ -117,7 +118,7 @@ def bbox_info(
         loc = loc * OFFICIAL_LOCATION_SCALE
         size = (size - OFFICIAL_SIZE_MEAN) / OFFICIAL_SIZE_STD
         return torch.cat((loc, size[:, None]), dim=1)
-    raise ValueError(f"unknown bbox_info style {style!r} (expected 'official' or 'plain')")
+    raise ValueError(f"unknown bbox_info style {style!r} (expected one of {BBOX_INFO_STYLES})")
 
 
 def cam_crop_to_full(

@@ -1,12 +1,6 @@
 """CLIFF networks (ResNet-50 / HRNet-W48 encoders + iterative regressor) and checkpoint I/O."""
 
-from .cliff import (
-    CLIFF,
-    CliffOutput,
-    LoadedCheckpoint,
-    detect_backbone,
-    load_checkpoint,
-    save_checkpoint,
-)
+from .checkpoint import LoadedCheckpoint, detect_backbone, load_checkpoint, save_checkpoint
+from .cliff import CLIFF, CliffOutput
 
 __all__ = ["CLIFF", "CliffOutput", "LoadedCheckpoint", "detect_backbone", "load_checkpoint", "save_checkpoint"]

@@ -36,9 +36,10 @@ from ..body import load_joint_regressor, load_smpl
 from ..data.datasets import AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
 from ..device import resolve_device
 from ..errors import CliffError
+from ..geometry.camera import BBOX_INFO_STYLES
 from ..jsonio import read_text_file
 from ..models import CLIFF, load_checkpoint, save_checkpoint
-from ..models.cliff import BBOX_INFO_STYLES, check_state_dict, state_dict_problem
+from ..models.checkpoint import check_state_dict, state_dict_problem, strip_wrapper_prefixes
 from ..perception.crop import MAX_CROP_HEIGHT, valid_crop_height
 from .losses import LossConfig, compute_losses
 
@@ -311,7 +312,7 @@ def load_pretrained_backbone(model: CLIFF, path: str) -> None:
     problem = state_dict_problem(sd)
     if problem:
         raise CliffError(f"{path}: not a usable backbone state_dict: {problem}")
-    sd = {k.removeprefix("module.").removeprefix("encoder."): v for k, v in sd.items()}
+    sd = {k.removeprefix("encoder."): v for k, v in strip_wrapper_prefixes(sd).items()}
     own = model.encoder.state_dict()
     missing = [k for k in own if k not in sd or sd[k].shape != own[k].shape]
     if missing:
