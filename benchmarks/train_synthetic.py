@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from cliffhmr.atomic import write_text_atomic
-from cliffhmr.data.datasets import SyntheticConfig, generate_synthetic, write_toy_smpl, write_upright_mean_params
+from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic, write_upright_mean_params
+from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 from cliffhmr.evaluation.evaluate import OFF_CENTER_BINS, EvalSettings, evaluate, paired_difference
 from cliffhmr.train.engine import load_config, train
 

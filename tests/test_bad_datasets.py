@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from cliffhmr.data.datasets import write_toy_smpl
+from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 from cliffhmr.models import CLIFF, save_checkpoint
 from conftest import assert_one_line_error, run
 

@@ -110,7 +110,8 @@ def test_a_full_disk_mid_run_keeps_the_complete_sets_and_no_partial_files(tmp_pa
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    from cliffhmr.data.datasets import SyntheticConfig, generate_synthetic, write_toy_smpl
+    from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic
+    from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 
     root = tmp_path_factory.mktemp("synthetic")
     write_toy_smpl(root / "toy_smpl.npz")

@@ -10,16 +10,10 @@ import torch
 from PIL import Image
 
 from cliffhmr.perception import crop
-from cliffhmr.data.datasets import (
-    J24_FLIP_PERM,
-    J24_HIPS,
-    AugmentConfig,
-    DatasetSpec,
-    MixSampler,
-    NpzDataset,
-    flip_smpl_pose,
-    load_annotations,
-)
+from cliffhmr.data.augment import AugmentConfig, flip_smpl_pose
+from cliffhmr.data.datasets import DatasetSpec, MixSampler, NpzDataset
+from cliffhmr.data.joints import J24_FLIP_PERM, J24_HIPS
+from cliffhmr.data.npz_format import load_annotations
 from cliffhmr.errors import CliffError
 from cliffhmr.geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
 
@@ -126,7 +120,7 @@ def test_missing_image_names_file_index_and_path(tmp_path):
 def test_flip_pose_matches_spin_axis_angle_rule():
     aa = torch.randn(24, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.7
     flipped = rotmat_to_axis_angle(flip_smpl_pose(axis_angle_to_rotmat(aa)))
-    from cliffhmr.data.datasets import SMPL_FLIP_PERM
+    from cliffhmr.data.joints import SMPL_FLIP_PERM
 
     expected = aa[SMPL_FLIP_PERM] * torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)
     assert torch.allclose(flipped, expected, atol=1e-6)
@@ -210,7 +204,8 @@ def test_mix_sampler_rejects_bad_ratios():
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    from cliffhmr.data.datasets import SyntheticConfig, generate_synthetic, write_toy_smpl
+    from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic
+    from cliffhmr.synthetic.toy_smpl import write_toy_smpl
     from cliffhmr.body import load_smpl
 
     root = tmp_path_factory.mktemp("gen")
@@ -222,7 +217,7 @@ def toy(tmp_path_factory):
 
 def test_flipped_pose_mirrors_the_body(toy):
     """The SMPL pose mirroring matches the mirrored body: J24[perm] with x negated (the toy is symmetric)."""
-    from cliffhmr.data.datasets import body_to_j24
+    from cliffhmr.data.joints import body_to_j24
 
     body = toy[2]
     aa = torch.randn(3, 24, 3, generator=torch.Generator().manual_seed(2)) * 0.5
@@ -236,7 +231,7 @@ def test_flipped_pose_mirrors_the_body(toy):
 
 def test_generator_writes_consistent_full_frame_labels(toy):
     """Pose, shape and translation reproduce S; S projects onto `part`; people sit anywhere, lenses vary."""
-    from cliffhmr.data.datasets import body_to_j24
+    from cliffhmr.data.joints import body_to_j24
 
     root, paths, body, cfg = toy
     ann = load_annotations(paths["train"])
@@ -257,7 +252,8 @@ def test_generator_writes_consistent_full_frame_labels(toy):
 def test_headings_follow_the_chosen_reference(tmp_path, heading_from):
     """max_yaw 0: people face along the line of sight ("ray") or along the optical axis ("axis"),
     up to the generator's ~7 deg tilt noise. The body's front is canonical +z."""
-    from cliffhmr.data.datasets import SyntheticConfig, generate_synthetic, write_toy_smpl
+    from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic
+    from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 
     write_toy_smpl(tmp_path / "toy_smpl.npz")
     cfg = SyntheticConfig(train=8, test=0, width=160, height=120, hfov_deg=(90.0, 100.0), max_yaw_deg=0.0,

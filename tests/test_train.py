@@ -20,15 +20,10 @@ import torch
 
 from cliffhmr import cli
 from cliffhmr.geometry.camera import cam_full_to_crop
-from cliffhmr.data.datasets import (
-    DatasetSpec,
-    NpzDataset,
-    SyntheticConfig,
-    body_to_j24,
-    generate_synthetic,
-    write_toy_smpl,
-    write_upright_mean_params,
-)
+from cliffhmr.data.datasets import DatasetSpec, NpzDataset
+from cliffhmr.data.joints import body_to_j24
+from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic, write_upright_mean_params
+from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 from cliffhmr.errors import CliffError
 from cliffhmr.train.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
 from cliffhmr.models import CLIFF, CliffOutput, load_checkpoint

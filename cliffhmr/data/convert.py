@@ -1,4 +1,4 @@
-"""Official dataset downloads -> the SPIN/CLIFF npz format that `data` reads.
+"""Official dataset downloads -> the SPIN/CLIFF npz format that `npz_format` reads.
 
     cliffhmr convert 3dpw --root 3DPW --smpl SMPL_DIR --out 3DPW/3dpw_test.npz [--split test]
 

@@ -31,7 +31,8 @@ from ..arguments import ArgumentParser
 from ..atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
 from ..body import load_joint_regressor, load_smpl
 from ..body.smpl import SMPL_NUM_JOINTS
-from ..data.datasets import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
+from ..data.datasets import DatasetSpec, NpzDataset
+from ..data.joints import H36M_TO_J14, J24_HIPS, J24_TO_J14, body_to_j24
 from ..device import resolve_device
 from ..errors import CliffError
 from ..export import save_json

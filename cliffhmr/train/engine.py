@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader
 from ..arguments import ArgumentParser
 from ..atomic import check_output_dir, write_errors, write_text_atomic
 from ..body import load_joint_regressor, load_smpl
-from ..data.datasets import AugmentConfig, DatasetSpec, MixedDataset, MixSampler, NpzDataset
+from ..data.augment import AugmentConfig
+from ..data.datasets import DatasetSpec, MixedDataset, MixSampler, NpzDataset
 from ..device import resolve_device
 from ..errors import CliffError
 from ..geometry.camera import BBOX_INFO_STYLES
@@ -71,7 +72,7 @@ class ModelConfig:
 @dataclass
 class BodyConfig:
     smpl: str = ""  # SMPL model file (.pkl / .npz); the network predicts SMPL parameters
-    joint_regressor_extra: str | None = None  # SPIN's J_regressor_extra.npy (9, 6890); see data.body_to_j24
+    joint_regressor_extra: str | None = None  # SPIN's J_regressor_extra.npy (9, 6890); see data.joints.body_to_j24
 
 
 @dataclass
@@ -385,7 +386,7 @@ def train(cfg: Config) -> TrainResult:
 
     model = build_model(cfg.model, info.device)
     body = load_smpl(cfg.body.smpl, info.device)
-    # SPIN's J_regressor_extra: the exact J24 joints (see data.body_to_j24)
+    # SPIN's J_regressor_extra: the exact J24 joints (see data.joints.body_to_j24)
     extra = cfg.body.joint_regressor_extra
     extra = load_joint_regressor(extra, body, rows=9).to(info.device) if extra else None
     ddp = (

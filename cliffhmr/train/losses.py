@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.datasets import J24_HIPS, body_to_j24
+from ..data.joints import J24_HIPS, body_to_j24
 from ..errors import CliffError
 from ..geometry.camera import cam_crop_to_full, perspective_project
 from ..models import CliffOutput
