@@ -30,7 +30,8 @@ from cliffhmr.atomic import write_text_atomic
 from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic, write_upright_mean_params
 from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 from cliffhmr.evaluation.evaluate import OFF_CENTER_BINS, EvalSettings, evaluate, paired_difference
-from cliffhmr.train.engine import load_config, train
+from cliffhmr.train.config import load_config
+from cliffhmr.train.engine import train
 
 GPU = torch.cuda.is_available()
 METRICS = (("mpjpe", "MPJPE"), ("pa_mpjpe", "PA-MPJPE"), ("pve", "PVE"), ("root_orient_deg", "root orient. (deg)"))

@@ -85,7 +85,8 @@ def test_cliff_plus_starts_the_fit_from_the_network_and_improves_on_it(toy_smpl,
 
 def test_annotated_file_trains_a_model(scene_dir, res50_ckpt, smpl_pkl, tmp_path, capsys):
     """The annotator's output is a training dataset like any other: it loads, crops and trains."""
-    from cliffhmr.train.engine import load_config, train
+    from cliffhmr.train.config import load_config
+    from cliffhmr.train.engine import train
 
     folder, boxes = scene_dir
     code, io = run(["annotate", folder / "scene.png", "--out", tmp_path / "mine.npz", "--checkpoint", res50_ckpt,

@@ -22,7 +22,7 @@ from cliffhmr.errors import CliffError
 from cliffhmr.image import LoadedImage, load_boxes_file
 from cliffhmr.perception.keypoint_files import load_keypoints_file
 from cliffhmr.pipeline import PredictorConfig, _check_keypoints, _keypoint_boxes
-from cliffhmr.train.engine import load_config
+from cliffhmr.train.config import load_config
 
 FEW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 W, H = 400, 300

@@ -201,7 +201,8 @@ def test_a_set_is_published_whole_or_not_at_all(tmp_path, monkeypatch):
 
 def test_train_log_that_cannot_be_appended_to(tmp_path):
     from cliffhmr.errors import CliffError
-    from cliffhmr.train.engine import RunConfig, _log
+    from cliffhmr.train.config import RunConfig
+    from cliffhmr.train.engine import _log
 
     (tmp_path / "log.jsonl").mkdir()  # what the OS refuses to append to, even for root
     with pytest.raises(CliffError, match="log.jsonl: cannot write \\(Is a directory\\)"):

@@ -28,7 +28,9 @@ from cliffhmr.errors import CliffError
 from cliffhmr.train.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
 from cliffhmr.models import CLIFF, CliffOutput, load_checkpoint
 from cliffhmr.body import load_smpl
-from cliffhmr.train.engine import RunConfig, load_config, load_pretrained_backbone, train
+from cliffhmr.train.checkpoint import load_pretrained_backbone
+from cliffhmr.train.config import RunConfig, load_config
+from cliffhmr.train.engine import train
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
