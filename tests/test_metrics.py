@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cliffhmr.evaluation.evaluate import mpjpe, pa_mpjpe, paired_difference, results_markdown, sequence_name, similarity_align
+from cliffhmr.evaluation.evaluate import results_markdown, sequence_name
+from cliffhmr.evaluation.metrics import mpjpe, pa_mpjpe, paired_difference
+from cliffhmr.geometry.procrustes import similarity_align
 from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 
 

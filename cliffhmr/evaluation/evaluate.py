@@ -39,6 +39,7 @@ from ..export import save_json
 from ..geometry.camera import bbox_info, perspective_project
 from ..geometry.rotation import axis_angle_to_rotmat, geodesic_angle
 from ..perception.crop import RESCALE_EVALUATION, keypoint_box
+from .metrics import mpjpe, pa_mpjpe
 
 DATASETS = {  # name -> default annotation file inside --root
     "3dpw": "3dpw_test.npz",
@@ -48,36 +49,6 @@ DATASETS = {  # name -> default annotation file inside --root
 }
 OFF_CENTER_BINS = (0.0, 10.0, 20.0, 30.0, 180.0)  # degrees between the optical axis and the box centre's ray
 LSP_HIPS = (2, 3)  # right/left hip in LSP-14 order
-
-# --------------------------------------------------------------------------- metrics
-
-
-def similarity_align(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """The similarity transform (scale, rotation, translation) of pred closest to gt, applied to pred.
-
-    pred, gt: (B, K, 3). Umeyama's least-squares solution with a proper rotation (det = +1).
-    """
-    pred, gt = pred.double(), gt.double()
-    mu_p, mu_g = pred.mean(1, keepdim=True), gt.mean(1, keepdim=True)
-    x, y = pred - mu_p, gt - mu_g
-    cov = x.transpose(1, 2) @ y  # (B, 3, 3)
-    U, S, Vh = torch.linalg.svd(cov)
-    d = torch.sign(torch.linalg.det(Vh.transpose(1, 2) @ U.transpose(1, 2)))
-    D = torch.diag_embed(torch.stack((torch.ones_like(d), torch.ones_like(d), d), -1))
-    R = Vh.transpose(1, 2) @ D @ U.transpose(1, 2)  # rotates pred onto gt: y ~ s R x
-    scale = (S * D.diagonal(dim1=1, dim2=2)).sum(-1) / x.pow(2).sum((1, 2)).clamp_min(1e-12)
-    return scale[:, None, None] * x @ R.transpose(1, 2) + mu_g
-
-
-def mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Mean per-joint Euclidean distance, (B, K, 3) x 2 -> (B,), in the inputs' unit (no alignment)."""
-    return (pred - gt).norm(dim=-1).mean(-1)
-
-
-def pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """MPJPE after Procrustes (similarity) alignment of pred to gt. (B, K, 3) x 2 -> (B,)."""
-    return mpjpe(similarity_align(pred, gt), gt.double()).to(pred.dtype)
-
 
 # --------------------------------------------------------------------------- protocol
 
@@ -258,23 +229,6 @@ def _per_sample_npz(imgname, off_center: np.ndarray, per: dict) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, imgname=np.asarray(imgname).astype(str), off_center_deg=off_center, **per)
     return buf.getvalue()
-
-
-def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Mean of a - b over samples where both are finite, with a 95% bootstrap interval.
-
-    a, b: (N,) the same metric for two models on the same samples. Pairing removes the
-    per-image difficulty that both share, so a small gap on a small test set can still be told
-    apart from noise: an interval that excludes 0 says which model is better on this data.
-    """
-    d = np.asarray(a, float) - np.asarray(b, float)
-    d = d[np.isfinite(d)]
-    if not len(d):
-        return {"n": 0, "mean": None, "lo": None, "hi": None}
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"n": int(len(d)), "mean": float(d.mean()), "lo": float(lo), "hi": float(hi)}
 
 
 def _ground_truth(ann, idx: np.ndarray, bodies: dict, skeleton: Skeleton, device):
