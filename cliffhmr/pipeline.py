@@ -311,7 +311,7 @@ def _keypoint_boxes(kp: np.ndarray) -> np.ndarray:
 
 
 def _whole_image_box(image: LoadedImage) -> np.ndarray:
-    return np.array([[0, 0, image.width - 1, image.height - 1, 1.0]], np.float32)
+    return np.array([[0, 0, image.width, image.height, 1.0]], np.float32)
 
 
 def _people(boxes, center, scale, rotmat, betas, cam, transl, body, K: camera.Intrinsics) -> list[Person]:

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..perception import crop
 from .joints import J24_FLIP_PERM, SMPL_FLIP_PERM
 
 
@@ -74,7 +72,7 @@ def camera_transform(aug: Augment, principal: np.ndarray, width: int) -> tuple[n
     c, s = math.cos(aug.roll), math.sin(aug.roll)
     Rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     Q = Rz @ M
-    new_p = np.array([width - 1 - principal[0], principal[1]]) if aug.flip else np.asarray(principal, np.float64)
+    new_p = np.array([width - principal[0], principal[1]]) if aug.flip else np.asarray(principal, np.float64)  # x -> W - x
     L = Q[:2, :2]
     A = np.concatenate((L, (new_p - L @ principal)[:, None]), axis=1)
     return Q, A, new_p
@@ -113,29 +111,6 @@ def augment_annotations(
         rotmat = rotmat.clone()
         rotmat[0] = Rz @ rotmat[0]
     return part, S, rotmat
-
-
-def sample_crop(image: np.ndarray, center: np.ndarray, b: float, A: np.ndarray, height: int = crop.CROP_HEIGHT) -> torch.Tensor:
-    """The network crop (`height` rows, 3:4) of the *augmented* image, sampled from the original one.
-
-    image: (H, W, 3) uint8 original; center (2,), b: the box in augmented pixels; A: (2, 3)
-    original -> augmented pixels. Returns (3, height, width) float in [0, 1], black outside the image.
-    """
-    h, w = image.shape[:2]
-    src = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0)[None]
-    q = crop.crop_pixels(height)[None]
-    q = crop.crop_to_image(q, torch.as_tensor(center, dtype=torch.float64)[None], torch.tensor([b / 200.0], dtype=torch.float64))[0]
-    L, t = torch.from_numpy(A[:, :2]), torch.from_numpy(A[:, 2])
-    x = (q - t) @ torch.linalg.inv(L).T  # augmented -> original pixels
-    # Shrink by an integer factor first when the crop is much smaller than the box (no aliasing).
-    factor = int(b / height // 2)
-    if factor >= 2:
-        src = F.avg_pool2d(src, factor, stride=factor, ceil_mode=True)
-        x = (x - (factor - 1) / 2) / factor
-        h, w = src.shape[-2:]
-    grid = torch.stack((x[:, 0] / max(w - 1, 1), x[:, 1] / max(h - 1, 1)), -1) * 2 - 1
-    grid = grid.reshape(1, height, crop.crop_width(height), 2).float()
-    return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
 
 
 def colour_and_occlude(img: torch.Tensor, aug: Augment, rng: np.random.Generator) -> torch.Tensor:

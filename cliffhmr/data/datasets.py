@@ -17,7 +17,7 @@ from ..errors import CliffError
 from ..geometry.rotation import axis_angle_to_rotmat
 from ..image import load_image
 from ..perception import crop
-from .augment import Augment, AugmentConfig, augment_annotations, camera_transform, colour_and_occlude, sample_crop
+from .augment import Augment, AugmentConfig, augment_annotations, camera_transform, colour_and_occlude
 from .npz_format import load_annotations
 
 
@@ -91,7 +91,10 @@ class NpzDataset(Dataset):
         S = ann.S[index] if ann.S is not None else None
         part, S, rotmat = augment_annotations(aug, Q, A, ann.part[index].astype(np.float64), S, rotmat)
 
-        img = sample_crop(image, center, b, A, self.crop_height)
+        # The crop of the augmented view, read from the photo through the view's inverse map.
+        to_image = np.linalg.inv(np.vstack((A, [0.0, 0.0, 1.0])))[:2]
+        img = crop.crop_images(image, torch.from_numpy(center)[None], torch.tensor([b / 200.0], dtype=torch.float64), self.crop_height,
+                               to_image)[0]  # fmt: skip
         if self.augment is not None:
             img = colour_and_occlude(img, aug, rng)
         return {

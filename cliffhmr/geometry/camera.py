@@ -1,6 +1,14 @@
 """Full-frame camera geometry: intrinsics, CLIFF's bbox_info, crop camera -> full-image translation.
 
-Conventions (OpenCV): x right, y down, z forward; pixel (0, 0)'s centre is at u = v = 0.
+Conventions (OpenCV): x right, y down, z forward.
+
+Pixels, everywhere in the package: continuous coordinates in which a W x H image covers
+[0, W] x [0, H] and pixel (column i, row j) covers [i, i + 1) x [j, j + 1), its centre at
+(i + 0.5, j + 0.5). So the image centre, CLIFF's default principal point, is (W / 2, H / 2); a box
+around the whole image is [0, 0, W, H]; mirroring the image maps x to W - x. BlazePose, MoveNet
+and the detectors (PIL and MediaPipe crops) give coordinates this way; the network crops
+(`perception.crop`) and the renderer read and draw pixels this way (tests/test_pixel_convention.py).
+
 A box is described by its centre (cx, cy) in image pixels and `b`, the side (height) of the
 square region the crop camera normalises by, in pixels (b = 200 * scale, as in SPIN/CLIFF).
 The crop's weak-perspective camera (s, tx, ty) maps a body point P to the image pixel
