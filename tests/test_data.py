@@ -117,6 +117,22 @@ def test_missing_image_names_file_index_and_path(tmp_path):
 # ------------------------------------------------------------------------ augmentation
 
 
+def _mirror_by_name(names) -> list[int]:
+    """Each joint's left/right twin, read off the names alone ("left_eye" <-> "right_eye")."""
+    twin = [n.replace("left", "#").replace("right", "left").replace("#", "right") for n in names]
+    return [list(names).index(t) for t in twin]
+
+
+def test_mirror_tables_pair_left_and_right_by_name():
+    """The flip tables are written out by hand (as SPIN's); the names say what they must be."""
+    from cliffhmr.body.smpl import SMPL_JOINT_NAMES
+    from cliffhmr.data.joints import J24_NAMES, SMPL_FLIP_PERM
+
+    assert J24_FLIP_PERM == _mirror_by_name(J24_NAMES)
+    assert SMPL_FLIP_PERM == _mirror_by_name(SMPL_JOINT_NAMES)
+    assert J24_FLIP_PERM[J24_NAMES.index("left_eye")] == J24_NAMES.index("right_eye")
+
+
 def test_flip_pose_matches_spin_axis_angle_rule():
     aa = torch.randn(24, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.7
     flipped = rotmat_to_axis_angle(flip_smpl_pose(axis_angle_to_rotmat(aa)))
