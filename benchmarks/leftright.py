@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cliffhmr.perception.detect import PersonDetector
 from cliffhmr.perception.blazepose import PoseEstimator
+from cliffhmr.perception.detect import PersonDetector
 from cliffhmr.perception.leftright import consistent_left_right, mirrored_against, swap_left_right
 
 FACING = {"cam01": +1, "cam02": +1, "cam03": -1, "cam04": -1}  # +1 facing the camera, -1 back to it

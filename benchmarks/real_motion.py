@@ -41,11 +41,11 @@ import torch
 import cliffhmr.body
 import cliffhmr.fit
 import cliffhmr.models.initial
-from cliffhmr.geometry.camera import perspective_project
-from cliffhmr.perception.crop import box_to_center_scale
-from cliffhmr.evaluation.metrics import mpjpe, pa_mpjpe
-from cliffhmr.geometry.rotation import axis_angle_to_rotmat, geodesic_angle, rotmat_to_axis_angle
 from cliffhmr.body import FACE_CAMERA
+from cliffhmr.evaluation.metrics import mpjpe, pa_mpjpe
+from cliffhmr.geometry.camera import perspective_project
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat, geodesic_angle, rotmat_to_axis_angle
+from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.synthetic.scenes import sample_rotmats
 
 REPO = Path(__file__).resolve().parents[1]

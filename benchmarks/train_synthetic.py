@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from cliffhmr.atomic import write_text_atomic
-from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic, write_upright_mean_params
-from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 from cliffhmr.evaluation.evaluate import OFF_CENTER_BINS, EvalSettings, evaluate
 from cliffhmr.evaluation.metrics import paired_difference
+from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic, write_upright_mean_params
+from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 from cliffhmr.train.config import load_config
 from cliffhmr.train.engine import train
 

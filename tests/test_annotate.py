@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cliffhmr.data.joints import COCO17_TO_J24, coco17_to_j24
 from cliffhmr.body import COCO17_NAMES
 from cliffhmr.data.datasets import DatasetSpec, NpzDataset
+from cliffhmr.data.joints import COCO17_TO_J24, coco17_to_j24
 from cliffhmr.data.joints import J24_NAMES
 from cliffhmr.data.npz_format import load_annotations
 from cliffhmr.synthetic.toy_smpl import write_toy_smpl

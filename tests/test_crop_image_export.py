@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cliffhmr.perception import crop
 from cliffhmr.errors import CliffError
 from cliffhmr.export import glb_bytes, obj_text, save_npz
 from cliffhmr.image import boxes_for, list_images, load_boxes_file, load_image
+from cliffhmr.perception import crop
 
 
 # --- crop -------------------------------------------------------------------------------------

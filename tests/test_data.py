@@ -9,13 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from cliffhmr.perception import crop
 from cliffhmr.data.augment import AugmentConfig, flip_smpl_pose
 from cliffhmr.data.datasets import DatasetSpec, MixSampler, NpzDataset
 from cliffhmr.data.joints import J24_FLIP_PERM, J24_HIPS
 from cliffhmr.data.npz_format import load_annotations
 from cliffhmr.errors import CliffError
 from cliffhmr.geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
+from cliffhmr.perception import crop
 
 W, H, F = 320, 240, 300.0
 

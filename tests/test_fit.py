@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.fit import FitConfig, fit_people
 from cliffhmr.geometry.camera import perspective_project
-from cliffhmr.models.initial import initial_estimate
 from cliffhmr.geometry.rotation import geodesic_angle
+from cliffhmr.models.initial import initial_estimate
+from cliffhmr.perception.crop import box_to_center_scale
 from cliffhmr.synthetic.scenes import make_scenes
 
 

@@ -19,18 +19,18 @@ import pytest
 import torch
 
 from cliffhmr import cli
-from cliffhmr.geometry.camera import cam_full_to_crop
+from cliffhmr.body import load_smpl
 from cliffhmr.data.datasets import DatasetSpec, NpzDataset
 from cliffhmr.data.joints import body_to_j24
+from cliffhmr.errors import CliffError
+from cliffhmr.geometry.camera import cam_full_to_crop
+from cliffhmr.models import CLIFF, CliffOutput, load_checkpoint
 from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic, write_upright_mean_params
 from cliffhmr.synthetic.toy_smpl import write_toy_smpl
-from cliffhmr.errors import CliffError
-from cliffhmr.train.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
-from cliffhmr.models import CLIFF, CliffOutput, load_checkpoint
-from cliffhmr.body import load_smpl
 from cliffhmr.train.checkpoint import load_pretrained_backbone
 from cliffhmr.train.config import RunConfig, load_config
 from cliffhmr.train.engine import train
+from cliffhmr.train.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
