@@ -119,8 +119,8 @@ def _pose(body, poses, kind: str, rng: np.random.Generator):
     """(1, J, 3, 3) local rotations for one person of `kind`, root in the camera frame."""
     import torch
 
-    from cliffhmr.rotation import axis_angle_to_rotmat
-    from cliffhmr.synthetic import FACE_CAMERA
+    from cliffhmr.geometry.rotation import axis_angle_to_rotmat
+    from cliffhmr.body import FACE_CAMERA
 
     aa = poses[int(rng.integers(len(poses)))].clone()[None]
     names = body.joint_names
@@ -175,7 +175,7 @@ def make_composites(n: int, seed: int = 0) -> list[dict]:
 
     from cliffhmr.body import load_body_model
     from cliffhmr.render import render_overlay
-    from cliffhmr.synthetic import load_mocap_poses
+    from cliffhmr.synthetic.scenes import load_mocap_poses
 
     rng = np.random.default_rng(seed)
     body = load_body_model(None)
@@ -256,7 +256,7 @@ def time_stages(dets: dict, items: list[dict], keypoints: bool, repeats: int = 3
     the mean of detection + keypoints per image (ms)."""
     poses = {}
     if keypoints:
-        from cliffhmr.keypoints import PoseEstimator
+        from cliffhmr.perception.blazepose import PoseEstimator
 
         poses = {"": PoseEstimator(), "_blazepose_alone": PoseEstimator(check_left_right=False)}
     boxes = {k: [d(it["image"]) for it in items] for k, d in dets.items()}  # warm-up, and the boxes
@@ -349,14 +349,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--composites", type=int, default=160, help="number of composite images (0: real set only)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--detectors", default="ssdlite,nanodet", help="comma-separated kinds of cliffhmr.detect")
+    ap.add_argument("--detectors", default="ssdlite,nanodet", help="comma-separated kinds of cliffhmr.perception.detect")
     ap.add_argument("--keypoints", action="store_true", help="also time the keypoint stage on each detector's boxes")
     ap.add_argument("--repeats", type=int, default=3, help="timing passes over the real images")
     ap.add_argument("--out", type=Path, default=None, help="folder for detection.json / detection.md")
     args = ap.parse_args(argv)
     import torch
 
-    from cliffhmr.detect import PersonDetector
+    from cliffhmr.perception.detect import PersonDetector
 
     torch.set_num_threads(1)
     real = load_real()

@@ -29,12 +29,12 @@ import torch
 
 from cliffhmr.body import load_body_model
 from cliffhmr.body.prior import load_pose_prior
-from cliffhmr.crop import box_to_center_scale
-from cliffhmr.evaluate import mpjpe, pa_mpjpe
+from cliffhmr.evaluation.metrics import mpjpe, pa_mpjpe
 from cliffhmr.fit import FitConfig, fit_people
-from cliffhmr.regressor import initial_estimate
-from cliffhmr.rotation import geodesic_angle
-from cliffhmr.synthetic import load_mocap_poses, make_scenes
+from cliffhmr.geometry.rotation import geodesic_angle
+from cliffhmr.models.initial import initial_estimate
+from cliffhmr.perception.crop import box_to_center_scale
+from cliffhmr.synthetic.scenes import load_mocap_poses, make_scenes
 
 BUCKETS = ((0, 10), (10, 20), (20, 90))
 

@@ -1,6 +1,6 @@
 """Whole-body left/right mirror errors of the keypoint stage on real video: BlazePose alone, with
 MoveNet's reading as a check in each frame (`PoseEstimator()`'s default, what the default
-path runs on photos), fixed along the track (`cliffhmr.leftright.consistent_left_right`),
+path runs on photos), fixed along the track (`cliffhmr.perception.leftright.consistent_left_right`),
 and both.
 
 The videos: the pose2sim demo's single-person clip, one man on a force plate filmed by four
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cliffhmr.detect import PersonDetector
-from cliffhmr.keypoints import PoseEstimator
-from cliffhmr.leftright import consistent_left_right, mirrored_against, swap_left_right
+from cliffhmr.perception.blazepose import PoseEstimator
+from cliffhmr.perception.detect import PersonDetector
+from cliffhmr.perception.leftright import consistent_left_right, mirrored_against, swap_left_right
 
 FACING = {"cam01": +1, "cam02": +1, "cam03": -1, "cam04": -1}  # +1 facing the camera, -1 back to it
 

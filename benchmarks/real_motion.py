@@ -40,12 +40,13 @@ import torch
 
 import cliffhmr.body
 import cliffhmr.fit
-import cliffhmr.regressor
-from cliffhmr.camera import perspective_project
-from cliffhmr.crop import box_to_center_scale
-from cliffhmr.evaluate import mpjpe, pa_mpjpe
-from cliffhmr.rotation import axis_angle_to_rotmat, geodesic_angle, rotmat_to_axis_angle
-from cliffhmr.synthetic import FACE_CAMERA, sample_rotmats
+import cliffhmr.models.initial
+from cliffhmr.body import FACE_CAMERA
+from cliffhmr.evaluation.metrics import mpjpe, pa_mpjpe
+from cliffhmr.geometry.camera import perspective_project
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat, geodesic_angle, rotmat_to_axis_angle
+from cliffhmr.perception.crop import box_to_center_scale
+from cliffhmr.synthetic.scenes import sample_rotmats
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("full", "waist", "knees")
@@ -77,7 +78,7 @@ def load_sides(baseline: str, tmp: Path) -> dict[str, SimpleNamespace]:
         before = SimpleNamespace(**{m: importlib.import_module(f"cliffhmr_before.{m}") for m in ("fit", "regressor", "body")})
     finally:
         sys.path.remove(str(tmp))
-    after = SimpleNamespace(fit=cliffhmr.fit, regressor=cliffhmr.regressor, body=cliffhmr.body)
+    after = SimpleNamespace(fit=cliffhmr.fit, regressor=cliffhmr.models.initial, body=cliffhmr.body)
     return {"before": before, "after": after}
 
 

@@ -27,9 +27,12 @@ import numpy as np
 import torch
 
 from cliffhmr.atomic import write_text_atomic
-from cliffhmr.data import SyntheticConfig, generate_synthetic, write_toy_smpl, write_upright_mean_params
-from cliffhmr.evaluate import OFF_CENTER_BINS, EvalSettings, evaluate, paired_difference
-from cliffhmr.train import load_config, train
+from cliffhmr.evaluation.evaluate import OFF_CENTER_BINS, EvalSettings, evaluate
+from cliffhmr.evaluation.metrics import paired_difference
+from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic, write_upright_mean_params
+from cliffhmr.synthetic.toy_smpl import write_toy_smpl
+from cliffhmr.train.config import load_config
+from cliffhmr.train.engine import train
 
 GPU = torch.cuda.is_available()
 METRICS = (("mpjpe", "MPJPE"), ("pa_mpjpe", "PA-MPJPE"), ("pve", "PVE"), ("root_orient_deg", "root orient. (deg)"))

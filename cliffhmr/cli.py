@@ -9,25 +9,18 @@ import argparse
 import sys
 import warnings
 
+from .arguments import ArgumentParser
 from .errors import CliffError
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with its mistakes (a missing or misspelt argument, `--focal abc`) as the project's
-    one line and exit code 2; argparse itself prints its usage too."""
-
-    def error(self, message: str):
-        raise CliffError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
 def _parse_focal(text: str) -> float:
-    from .camera import check_focal  # here: torch loads with it, and --help need not wait
+    from .geometry.camera import check_focal  # here: torch loads with it, and --help need not wait
 
     return check_focal(text)
 
 
 def _parse_intrinsics(text: str):
-    from .camera import Intrinsics
+    from .geometry.camera import Intrinsics
 
     try:
         fx, fy, cx, cy = (float(x) for x in text.split(","))
@@ -94,15 +87,15 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     try:
         if argv and argv[0] == "train":
-            from .train import main as train_main
+            from .train.engine import main as train_main
 
             return train_main(argv[1:])
         if argv and argv[0] == "eval":
-            from .evaluate import main as eval_main
+            from .evaluation.evaluate import main as eval_main
 
             return eval_main(argv[1:])
         if argv and argv[0] == "convert":
-            from .convert import main as convert_main
+            from .data.convert import main as convert_main
 
             return convert_main(argv[1:])
         args = build_parser().parse_args(argv)
@@ -154,7 +147,7 @@ def export_command(args) -> int:
 
 
 def annotate_command(args) -> int:
-    from .annotate import check_output, concat_rows, dataset_root, result_rows, write_dataset
+    from .data.annotate import check_output, concat_rows, dataset_root, result_rows, write_dataset
 
     if not 0 <= args.min_quality <= 1:  # NaN too: no row would pass
         raise CliffError(f"--min-quality must be between 0 and 1, got {args.min_quality:g}")
@@ -191,7 +184,7 @@ def _inputs(args):
     boxes = load_boxes_file(args.boxes) if args.boxes else None
     if not args.keypoints:
         return images, boxes, lambda path: None
-    from .keypoints import coco_keypoints_by_image, keypoints_for_image, load_keypoints_file
+    from .perception.keypoint_files import coco_keypoints_by_image, keypoints_for_image, load_keypoints_file
 
     if len(images) == 1:  # any layout, OpenPose included; a file about one image needs no name in it
         single = load_keypoints_file(args.keypoints, image_name=images[0].name)

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .body import BodyModel, BodyOutput
+from .body import BodyModel, BodyOutput, Estimate
 from .body.prior import PosePrior, load_pose_prior
-from .camera import cam_crop_to_full, cam_full_to_crop, perspective_project, weak_perspective_to_image
-from .rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle, rotmat_to_rot6d
+from .geometry.boxes import box_around, box_size
+from .geometry.camera import cam_crop_to_full, cam_full_to_crop, perspective_project, ray_rotation, weak_perspective_to_image
+from .geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle, rotmat_to_rot6d
+from .perception.keypoints import sanitize_keypoints
 
 # COCO-17 indices used to anchor the torso before the limbs are free to move.
 TORSO = (5, 6, 11, 12)
@@ -49,43 +51,11 @@ class FitConfig:
 
 
 @dataclass
-class Estimate:
-    """Body parameters for P people. rotmat (P, J, 3, 3) local, [0] in the camera frame; betas (P, S); transl (P, 3)."""
-
-    rotmat: torch.Tensor
-    betas: torch.Tensor
-    transl: torch.Tensor
-
-
-@dataclass
 class FitResult(Estimate):
     body: BodyOutput = None
     quality: torch.Tensor = None  # (P,) in [0, 1]
     flags: list[list[str]] = field(default_factory=list)
     iterations: int = 0  # optimisation steps taken
-
-
-def ray_rotation(points_2d: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
-    """Rotation taking the optical axis (0, 0, 1) onto the viewing ray through each pixel.
-
-    points_2d: (P, 2) pixels; focal, principal: (P, 2) -> (P, 3, 3). A crop sees its person along
-    this ray; a body orientation estimated from the crop alone is relative to it (what CLIFF corrects).
-    """
-    xy = (points_2d - principal) / focal
-    d = torch.cat((xy, torch.ones_like(xy[:, :1])), -1)
-    d = d / d.norm(dim=-1, keepdim=True)
-    z = torch.tensor([0.0, 0.0, 1.0]).expand_as(d)
-    axis = torch.cross(z, d, dim=-1)
-    angle = torch.atan2(axis.norm(dim=-1), (z * d).sum(-1))
-    axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return axis_angle_to_rotmat(axis * angle[:, None])
-
-
-def sanitize_keypoints(keypoints: torch.Tensor) -> torch.Tensor:
-    """(P, 17, 3) -> a float copy where keypoints with non-finite values are missing (all zero)."""
-    kp = keypoints.detach().float().clone()
-    kp[~torch.isfinite(kp).all(-1)] = 0.0
-    return kp
 
 
 def keypoint_quality(pred: torch.Tensor, target: torch.Tensor, size: torch.Tensor, min_conf: float = 0.2) -> torch.Tensor:
@@ -269,10 +239,7 @@ def _centred(points: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 def _keypoint_extent(kp: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
     """(P,) a person's size in pixels: the larger side of the visible keypoints' box (at least 16 px)."""
-    big = torch.finfo(kp.dtype).max
-    lo = torch.where(visible[..., None], kp[..., :2], torch.full_like(kp[..., :2], big)).amin(1)
-    hi = torch.where(visible[..., None], kp[..., :2], torch.full_like(kp[..., :2], -big)).amax(1)
-    ext = (hi - lo).amax(-1)
+    ext = box_size(box_around(kp[..., :2], visible))
     return torch.where(visible.any(-1), ext, torch.zeros_like(ext)).clamp_min(16.0)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .camera import FILM_35MM_DIAGONAL_MM, FOCAL_35MM_RANGE
 from .errors import CliffError
+from .geometry.camera import FILM_35MM_DIAGONAL_MM, FOCAL_35MM_RANGE
 from .jsonio import read_json_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}

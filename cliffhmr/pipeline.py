@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import camera, crop
 from .body import COCO17_NAMES, BodyModel, load_body_model
 from .device import resolve_device
 from .errors import CliffError
 from .fit import FitConfig
+from .geometry import camera
+from .geometry.boxes import box_around, grow_box
+from .geometry.rotation import rotmat_to_axis_angle
 from .image import LoadedImage, load_image
-from .rotation import rotmat_to_axis_angle
+from .perception import crop
 
 
 @dataclass
@@ -63,7 +65,7 @@ class PredictorConfig:
     backbone: str | None = None
     body_model: str | None = None  # None -> Anny; a path -> SMPL
     rescale: float = crop.RESCALE_INFERENCE
-    detector: str = "nanodet"  # cliffhmr.detect kind: "nanodet" or the previous "ssdlite"
+    detector: str = "nanodet"  # cliffhmr.perception.detect kind: "nanodet" or the previous "ssdlite"
     detection_threshold: float | None = None  # None: the detector's own default
     fit_iterations: int = FitConfig.iterations  # at most: the fit stops once converged
     refine: bool = False  # with a checkpoint: fit the network's estimate to 2D keypoints in the full frame
@@ -134,7 +136,7 @@ class Predictor:
     @property
     def detector(self):
         if self._detector is None:
-            from .detect import PersonDetector
+            from .perception.detect import PersonDetector
 
             self._detector = PersonDetector(score_threshold=self.config.detection_threshold, kind=self.config.detector)
         return self._detector
@@ -142,7 +144,7 @@ class Predictor:
     @property
     def pose_estimator(self):
         if self._pose is None:
-            from .keypoints import PoseEstimator
+            from .perception.blazepose import PoseEstimator
 
             self._pose = PoseEstimator()
         return self._pose
@@ -221,7 +223,7 @@ class Predictor:
     @torch.no_grad()
     def _run_network(self, image, center, scale, focal, principal, timer):
         """-> (Estimate in the full frame, crop camera (P, 3)) from the CLIFF network."""
-        from .fit import Estimate
+        from .body import Estimate
 
         net = self.network
         with timer("crop"):
@@ -238,7 +240,7 @@ class Predictor:
     def _run_fit(self, image, boxes, center, scale, focal, principal, K, keypoints, timer, init=None) -> list[Person]:
         """Keypoints (estimated unless given) -> full-frame fit from `init`, or from the keypoint regressor's estimate."""
         from .fit import fit_people
-        from .regressor import initial_estimate
+        from .models.initial import initial_estimate
 
         config = FitConfig(iterations=self.config.fit_iterations)
         with timer("keypoints"):
@@ -289,7 +291,7 @@ def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
     seen = kp[..., 2] > 0
     if not seen.any(-1).all():
         raise CliffError(f"{source}: a person has no keypoint with positive confidence")
-    from .keypoints import outside_missing
+    from .perception.keypoints import outside_missing
 
     kept = outside_missing(kp, image.width, image.height)  # placed outside the image: missing, as BlazePose's
     inside = kept[..., 2] > 0
@@ -303,18 +305,13 @@ def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
 
 
 def _keypoint_boxes(kp: np.ndarray) -> np.ndarray:
-    """(N, 17, 3) -> (N, 5) boxes around each person's confident keypoints, 10% margin, score 1."""
-    boxes = []
-    for person in kp:
-        pts = person[person[:, 2] > 0, :2]
-        lo, hi = pts.min(0), pts.max(0)
-        pad = np.maximum((hi - lo) * 0.1, 8.0)
-        boxes.append([*(lo - pad), *(hi + pad), 1.0])
-    return np.asarray(boxes, np.float32).reshape(-1, 5)
+    """(N, 17, 3) -> (N, 5) boxes around each person's confident keypoints, 10% margin (at least 8 px), score 1."""
+    box = grow_box(box_around(torch.as_tensor(kp[..., :2]), torch.as_tensor(kp[..., 2] > 0)), 0.1, min_pad=8.0)
+    return np.concatenate((box.numpy(), np.ones((len(kp), 1))), 1).astype(np.float32)
 
 
 def _whole_image_box(image: LoadedImage) -> np.ndarray:
-    return np.array([[0, 0, image.width - 1, image.height - 1, 1.0]], np.float32)
+    return np.array([[0, 0, image.width, image.height, 1.0]], np.float32)
 
 
 def _people(boxes, center, scale, rotmat, betas, cam, transl, body, K: camera.Intrinsics) -> list[Person]:

@@ -2,8 +2,9 @@
 
 CPU only, numpy + torch, no OpenGL. Camera convention (OpenCV): camera at the origin,
 x right, y down, z forward; a camera-space point (X, Y, Z) projects to
-``u = fx*X/Z + cx``, ``v = fy*Y/Z + cy``, and pixel (row j, column i) has its centre
-at (u, v) = (i, j), covering [i-0.5, i+0.5) x [j-0.5, j+0.5).
+``u = fx*X/Z + cx``, ``v = fy*Y/Z + cy``, and pixel (row j, column i) covers
+[i, i+1) x [j, j+1) with its centre at (u, v) = (i + 0.5, j + 0.5): the package's continuous
+pixel coordinates (`geometry.camera`). Inside, the rasteriser works in pixel indices, u - 0.5.
 
 How a mesh is rasterised:
 
@@ -113,9 +114,10 @@ def _colors(colors, n: int) -> np.ndarray:
 
 
 def _project(verts: torch.Tensor, fx, fy, cx, cy) -> torch.Tensor:
-    """(V, 3) camera coords -> (V, 2) pixel coords (u, v). Garbage where z <= 0."""
+    """(V, 3) camera coords -> (V, 2) pixel indices (u - 0.5, v - 0.5): pixel (j, i)'s centre is
+    at index (i, j). Garbage where z <= 0."""
     z = verts[:, 2]
-    return torch.stack((fx * verts[:, 0] / z + cx, fy * verts[:, 1] / z + cy), dim=1)
+    return torch.stack((fx * verts[:, 0] / z + (cx - 0.5), fy * verts[:, 1] / z + (cy - 0.5)), dim=1)
 
 
 def _setup_triangles(xy: torch.Tensor, z: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> dict:
@@ -269,7 +271,7 @@ def _vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 
 def _lambert(verts, faces, face, u, v, fx, fy, cx, cy) -> torch.Tensor:
-    """Brightness (M,) in [_AMBIENT, 1] at pixel centres (u, v) (M,) lying on faces face (M,).
+    """Brightness (M,) in [_AMBIENT, 1] at the centres of pixels (column u, row v) (M,) lying on faces face (M,).
 
     Smooth normals interpolated perspective-correctly, flipped to face the camera so
     inside-out or inconsistently wound meshes are lit the same.
@@ -286,7 +288,7 @@ def _lambert(verts, faces, face, u, v, fx, fy, cx, cy) -> torch.Tensor:
     flat = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=1)
     n = torch.where(n.norm(dim=1, keepdim=True) < 1e-6, flat, n)  # normals cancelled out
     n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    ray = torch.stack(((u - cx) / fx, (v - cy) / fy, torch.ones_like(u)), 1)
+    ray = torch.stack(((u + 0.5 - cx) / fx, (v + 0.5 - cy) / fy, torch.ones_like(u)), 1)
     n = torch.where((n * ray).sum(1, keepdim=True) > 0, -n, n)
     return _AMBIENT + (1 - _AMBIENT) * (n @ _LIGHT).clamp_min(0)
 

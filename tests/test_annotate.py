@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cliffhmr.annotate import COCO17_TO_J24, coco17_to_j24
 from cliffhmr.body import COCO17_NAMES
-from cliffhmr.data import J24_NAMES, DatasetSpec, NpzDataset, load_annotations, write_toy_smpl
+from cliffhmr.data.datasets import DatasetSpec, NpzDataset
+from cliffhmr.data.joints import COCO17_TO_J24, coco17_to_j24
+from cliffhmr.data.joints import J24_NAMES
+from cliffhmr.data.npz_format import load_annotations
+from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 
 from conftest import ASTRONAUT_KEYPOINTS, run
 
@@ -82,7 +85,8 @@ def test_cliff_plus_starts_the_fit_from_the_network_and_improves_on_it(toy_smpl,
 
 def test_annotated_file_trains_a_model(scene_dir, res50_ckpt, smpl_pkl, tmp_path, capsys):
     """The annotator's output is a training dataset like any other: it loads, crops and trains."""
-    from cliffhmr.train import load_config, train
+    from cliffhmr.train.config import load_config
+    from cliffhmr.train.engine import train
 
     folder, boxes = scene_dir
     code, io = run(["annotate", folder / "scene.png", "--out", tmp_path / "mine.npz", "--checkpoint", res50_ckpt,
@@ -120,12 +124,12 @@ def test_default_path_writes_2d_supervision(tmp_path, capsys):
 
 def test_coco_keypoints_file_drives_a_folder_without_the_detector(tmp_path, capsys, monkeypatch):
     """CLIFF+ on a labelled dataset: its 2D keypoints, not BlazePose's, and boxes around them."""
-    import cliffhmr.detect
+    import cliffhmr.perception.detect
 
     def no_detector(*args, **kwargs):
         raise AssertionError("the detector must not run when keypoints are given")
 
-    monkeypatch.setattr(cliffhmr.detect.PersonDetector, "__init__", no_detector)
+    monkeypatch.setattr(cliffhmr.perception.detect.PersonDetector, "__init__", no_detector)
     folder = tmp_path / "images"
     folder.mkdir()
     for name in ("astronaut.jpg", "grace_hopper.jpg"):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cliffhmr.camera import Intrinsics
 from cliffhmr.errors import CliffError
-from cliffhmr.evaluate import EvalSettings
+from cliffhmr.evaluation.evaluate import EvalSettings
+from cliffhmr.geometry.camera import Intrinsics
 from cliffhmr.image import load_image
 from cliffhmr.pipeline import Predictor, PredictorConfig
 from conftest import run

@@ -127,7 +127,7 @@ def test_train_config_files_that_are_not_configs(tmp_path, capsys):
 def test_resume_drops_a_log_line_cut_off_by_a_kill_and_refuses_a_damaged_one(tmp_path):
     """What a resume keeps of log.jsonl (train calls this with the checkpoint's step)."""
     from cliffhmr.errors import CliffError
-    from cliffhmr.train import _truncate_log
+    from cliffhmr.train.engine import _truncate_log
 
     log = tmp_path / "log.jsonl"
     records = [json.dumps({"step": s, "loss": 1.0 / s}) for s in (1, 2, 3)]

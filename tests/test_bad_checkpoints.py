@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cliffhmr.data import write_toy_smpl
+from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 from conftest import assert_one_line_error, run
 
 # The keys that make a state_dict a res50 CLIFF's: load_checkpoint's checks run before the

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from cliffhmr.data import write_toy_smpl
 from cliffhmr.models import CLIFF, save_checkpoint
+from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 from conftest import assert_one_line_error, run
 
 ROWS = {

@@ -16,13 +16,13 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cliffhmr.camera import Intrinsics, check_focal
-from cliffhmr.crop import box_to_center_scale, validate_boxes
 from cliffhmr.errors import CliffError
+from cliffhmr.geometry.camera import Intrinsics, check_focal
 from cliffhmr.image import LoadedImage, load_boxes_file
-from cliffhmr.keypoints import load_keypoints_file
+from cliffhmr.perception.crop import box_to_center_scale, validate_boxes
+from cliffhmr.perception.keypoint_files import load_keypoints_file
 from cliffhmr.pipeline import PredictorConfig, _check_keypoints, _keypoint_boxes
-from cliffhmr.train import load_config
+from cliffhmr.train.config import load_config
 
 FEW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 W, H = 400, 300

@@ -49,7 +49,7 @@ def no_work(monkeypatch):
         raise AssertionError("a model was loaded for a run whose output place is bad")
 
     monkeypatch.setattr("cliffhmr.pipeline.Predictor.__init__", refuse)
-    monkeypatch.setattr("cliffhmr.train.build_model", refuse)
+    monkeypatch.setattr("cliffhmr.train.engine.build_model", refuse)
 
 
 def test_predict_out_that_is_a_file_or_inside_one(tmp_path, capsys, photo, no_work):
@@ -110,7 +110,8 @@ def test_a_full_disk_mid_run_keeps_the_complete_sets_and_no_partial_files(tmp_pa
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    from cliffhmr.data import SyntheticConfig, generate_synthetic, write_toy_smpl
+    from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic
+    from cliffhmr.synthetic.toy_smpl import write_toy_smpl
 
     root = tmp_path_factory.mktemp("synthetic")
     write_toy_smpl(root / "toy_smpl.npz")
@@ -200,7 +201,8 @@ def test_a_set_is_published_whole_or_not_at_all(tmp_path, monkeypatch):
 
 def test_train_log_that_cannot_be_appended_to(tmp_path):
     from cliffhmr.errors import CliffError
-    from cliffhmr.train import RunConfig, _log
+    from cliffhmr.train.config import RunConfig
+    from cliffhmr.train.engine import _log
 
     (tmp_path / "log.jsonl").mkdir()  # what the OS refuses to append to, even for root
     with pytest.raises(CliffError, match="log.jsonl: cannot write \\(Is a directory\\)"):

@@ -15,7 +15,7 @@ from cliffhmr.body.anny import ANNY_JOINT_NAMES, CANONICAL_FROM_ANNY, PHENOTYPES
 from cliffhmr.body.pickle_safe import load_pickle
 from cliffhmr.body.smpl import SMPLModel
 from cliffhmr.errors import CliffError
-from cliffhmr.rotation import axis_angle_to_rotmat
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 from smpl_files import SMPL_PARENTS, FakeCh, as_official_pickle, dump_with_fake_chumpy, random_smpl_arrays
 
 COCO = {name: i for i, name in enumerate(COCO17_NAMES)}
@@ -217,6 +217,13 @@ def test_joint_regressor(smpl, tmp_path):
         load_joint_regressor(tmp_path / "flat.npy")
     with pytest.raises(CliffError, match="no such joint regressor file"):
         load_joint_regressor(tmp_path / "missing.npy")
+    # For a body and a row count (H36M's 17, SPIN's extra 9): the shape is checked when loaded.
+    assert load_joint_regressor(tmp_path / "J_regressor_h36m.npy", smpl, rows=17).shape == (17, 6890)
+    with pytest.raises(CliffError, match=r"shape \(9, 6890\) for the smpl body, got \(17, 6890\)"):
+        load_joint_regressor(tmp_path / "J_regressor_h36m.npy", smpl, rows=9)
+    np.save(tmp_path / "short.npy", np.zeros((17, 100)))
+    with pytest.raises(CliffError, match=r"\(17, 6890\)"):
+        load_joint_regressor(tmp_path / "short.npy", smpl, rows=17)
 
 
 # ---------------------------------------------------------------- Anny
@@ -358,7 +365,7 @@ def test_anny_blend_coefficients_match_annys_own(anny_body):
 
 
 def test_anny_keypoints_only_close_to_mesh_keypoints(anny_body):
-    from cliffhmr.synthetic import sample_rotmats
+    from cliffhmr.synthetic.scenes import sample_rotmats
 
     gen = torch.Generator().manual_seed(4)
     rot = sample_rotmats(anny_body, 6, gen)
@@ -374,7 +381,7 @@ def test_forward_kinematics_by_levels_equals_joint_by_joint_chaining():
     """A second computation: chain each joint onto its parent one at a time (G_j = G_p R_j,
     p_j = p_p + G_p (rest_j - rest_p)), on a branching tree given in non-level order."""
     from cliffhmr.body.base import forward_kinematics
-    from cliffhmr.rotation import axis_angle_to_rotmat
+    from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 
     parents = [-1, 0, 0, 1, 2, 3, 1, 6, 4, 0]
     gen = torch.Generator().manual_seed(0)

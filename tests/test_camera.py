@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from cliffhmr import camera
-from cliffhmr.rotation import axis_angle_to_rotmat
+from cliffhmr.geometry import camera
+from cliffhmr.geometry.camera import ray_rotation
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat, geodesic_angle
 
 
 def _boxes(n, W, H, gen):
@@ -114,3 +115,16 @@ def test_projection_commutes_with_rotation_about_optical_axis():
     a = camera.perspective_project(pts @ R.T, f, pp)
     b = camera.perspective_project(pts, f, pp) @ R[:2, :2].T
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_ray_rotation_points_the_optical_axis_along_the_ray():
+    focal = torch.tensor([[1000.0, 1000.0], [500.0, 800.0], [700.0, 700.0]])
+    principal = torch.tensor([[640.0, 360.0], [100.0, 50.0], [0.0, 0.0]])
+    pixels = torch.tensor([[640.0, 360.0], [600.0, -750.0], [700.0, 700.0]])
+    R = ray_rotation(pixels, focal, principal)
+    ray = torch.cat(((pixels - principal) / focal, torch.ones(3, 1)), 1)
+    ray = ray / ray.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(R[:, :, 2], ray)  # R @ (0, 0, 1)
+    torch.testing.assert_close(R[0], torch.eye(3))  # the principal point: no turn
+    torch.testing.assert_close(R @ R.transpose(1, 2), torch.eye(3).expand(3, 3, 3), atol=1e-6, rtol=0)
+    assert geodesic_angle(torch.eye(3), R[2]) == pytest.approx(math.atan(math.sqrt(2)), abs=1e-5)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from cliffhmr import cli
-from cliffhmr.data import load_annotations
-from cliffhmr.rotation import axis_angle_to_rotmat
-from cliffhmr.train import load_smpl
+from cliffhmr.body import load_smpl
+from cliffhmr.data.npz_format import load_annotations
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 from smpl_files import write_random_smpl_pkl
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cliffhmr import crop
 from cliffhmr.errors import CliffError
 from cliffhmr.export import glb_bytes, obj_text, save_npz
 from cliffhmr.image import boxes_for, list_images, load_boxes_file, load_image
+from cliffhmr.perception import crop
 
 
 # --- crop -------------------------------------------------------------------------------------
@@ -35,12 +35,33 @@ def test_crop_image_coordinate_round_trip():
 def test_crop_samples_the_right_pixels():
     """A crop at scale 256/200 (1 image pixel per crop pixel) is an exact window of the image."""
     img = np.random.default_rng(0).integers(0, 256, (400, 300, 3), dtype=np.uint8)
-    # Crop pixel (95.5, 127.5) is its centre; put it on image pixel (150.5, 200.5) so pixels align.
-    center = torch.tensor([[150.5, 200.5]])
+    # Pixel (i, j) spans [i, i + 1): a crop centred on the corner (150, 200) between four pixels
+    # has its pixel (0, 0) on image pixel (150 - 96, 200 - 128), pixel for pixel.
+    center = torch.tensor([[150.0, 200.0]])
     out = crop.crop_images(img, center, torch.tensor([256 / 200]))
     assert out.shape == (1, 3, 256, 192)
-    window = img[200 - 127 : 200 - 127 + 256, 150 - 95 : 150 - 95 + 192]
+    window = img[200 - 128 : 200 + 128, 150 - 96 : 150 + 96]
     np.testing.assert_allclose(out[0].permute(1, 2, 0).numpy() * 255, window, atol=0.02)  # float32 grid rounding; a half-pixel shift would be ~tens
+
+
+def test_crop_of_a_flipped_and_turned_view_reads_the_photo_through_the_map():
+    """`to_image` maps a view's pixels to the photo's (training crops flipped, rolled views). A
+    16 x 12 crop 16 image pixels high has one image pixel per crop pixel: centred on (40, 60), its
+    pixel (row i, col j) is centred on (34.5 + j, 52.5 + i), image pixel [52 + i, 34 + j]."""
+    img = np.random.default_rng(1).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    s, i, j = torch.tensor([16 / 200]), np.arange(16)[:, None], np.arange(12)[None, :]
+
+    def pixels(c, to_image=None):
+        return crop.crop_images(img, torch.tensor([c]), s, height=16, to_image=to_image)[0].permute(1, 2, 0).numpy() * 255
+
+    np.testing.assert_allclose(pixels([40.0, 60.0]), img[52 + i, 34 + j], atol=0.02)
+    # The mirrored photo (x -> 90 - x): view point 50.5 + j - 6 is photo x 45.5 - j, pixel 45 - j.
+    mirror = np.array([[-1.0, 0.0, 90.0], [0.0, 1.0, 0.0]])
+    np.testing.assert_allclose(pixels([50.0, 60.0], mirror), img[52 + i, 45 - j], atol=0.02)
+    # A quarter turn, view (x, y) -> photo (100 - y, 20 + x): view (34.5 + j, 52.5 + i) is photo
+    # (47.5 - i, 54.5 + j), pixel [54 + j, 47 - i].
+    turn = np.array([[0.0, -1.0, 100.0], [1.0, 0.0, 20.0]])
+    np.testing.assert_allclose(pixels([40.0, 60.0], turn), img[54 + j, 47 - i], atol=0.02)
 
 
 def test_smaller_crop_covers_the_same_box():
@@ -48,13 +69,14 @@ def test_smaller_crop_covers_the_same_box():
     red, y in green) each pixel holds the ramp at its block's centre, computed by hand."""
     xs, ys = np.meshgrid(np.arange(250), np.arange(250))
     img = np.stack((xs, ys, np.zeros_like(xs)), -1).astype(np.uint8)
-    # b = 128 px: a 256-crop pixel is 0.5 image px; 64-crop pixel (j, i) sits at 256-crop
-    # (4j + 1.5, 4i + 1.5), i.e. image x = 100.5 + (4j + 1.5 - 95.5) / 2 = 53.5 + 2j, y = 37.5 + 2i.
+    # b = 128 px: a 256-crop pixel is 0.5 image px; 64-crop pixel (j, i) is centred on 256-crop
+    # (4j + 2, 4i + 2), i.e. image x = 100.5 + (4j + 2 - 96) / 2 = 53.5 + 2j, y = 37.5 + 2i, where
+    # the ramp (pixel k, centred on k + 0.5, holds k) reads 53 + 2j and 37 + 2i.
     out = crop.crop_images(img, torch.tensor([[100.5, 100.5]]), torch.tensor([128 / 200]), height=64)[0] * 255
     assert out.shape == (3, 64, 48)
     j, i = torch.meshgrid(torch.arange(48.0), torch.arange(64.0), indexing="xy")
-    torch.testing.assert_close(out[0], 53.5 + 2 * j, atol=1e-3, rtol=0)
-    torch.testing.assert_close(out[1], 37.5 + 2 * i, atol=1e-3, rtol=0)
+    torch.testing.assert_close(out[0], 53 + 2 * j, atol=1e-3, rtol=0)
+    torch.testing.assert_close(out[1], 37 + 2 * i, atol=1e-3, rtol=0)
     with pytest.raises(CliffError, match="multiple of 4"):
         crop.crop_width(30)
 
@@ -138,7 +160,7 @@ def test_absurd_exif_focal_is_ignored_with_a_warning(tmp_path, capsys):
 
 
 def test_cameras_that_make_no_sense_are_refused(tmp_path, capsys):
-    from cliffhmr.camera import Intrinsics
+    from cliffhmr.geometry.camera import Intrinsics
     from conftest import run
 
     for values in ((float("inf"), 1, 2, 3), (100, float("nan"), 2, 3), (100, 100, float("inf"), 3), (-5, 100, 2, 3)):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cliffhmr.detect import DEFAULT_DETECTOR, DETECTORS, PersonDetector, as_rgb_uint8, nms, sort_people
 from cliffhmr.errors import CliffError
+from cliffhmr.perception.detect import DEFAULT_DETECTOR, DETECTORS, PersonDetector, as_rgb_uint8, nms, sort_people
 
 ROOT = Path(__file__).parent.parent
 DATA = ROOT / "examples"

@@ -8,18 +8,9 @@ import pytest
 from PIL import Image
 
 from cliffhmr.errors import CliffError
-from cliffhmr.keypoints import (
-    COCO17_NAMES,
-    DEFAULT_POSE,
-    DEFAULT_POSE_DETECTOR,
-    Keypoints,
-    PoseEstimator,
-    load_coco_keypoints,
-    load_keypoints_file,
-    load_openpose_keypoints,
-    refine_from_heatmap,
-    warp_square,
-)
+from cliffhmr.perception.blazepose import DEFAULT_POSE, DEFAULT_POSE_DETECTOR, PoseEstimator, refine_from_heatmap, warp_square
+from cliffhmr.perception.keypoint_files import load_coco_keypoints, load_keypoints_file, load_openpose_keypoints
+from cliffhmr.perception.keypoints import COCO17_NAMES, Keypoints
 
 DATA = Path(__file__).parent.parent / "examples"
 J = {n: i for i, n in enumerate(COCO17_NAMES)}
@@ -141,7 +132,7 @@ def test_keypoints_outside_the_image_are_missing(estimator, astronaut):
 
 
 def test_outside_missing_by_hand():
-    from cliffhmr.keypoints import outside_missing
+    from cliffhmr.perception.keypoints import outside_missing
 
     kp = np.array([[[5, 5, 0.9], [-1, 5, 0.9], [5, 31, 0.8], [40, 30, 0.7], [np.nan, 5, 0.9], [1e30, 5, 1.0]]])
     np.testing.assert_array_equal(outside_missing(kp, 40, 30)[..., 2], np.float32([[0.9, 0, 0, 0.7, 0, 0]]))
@@ -422,7 +413,7 @@ def test_missing_files(tmp_path):
 
 
 def test_coco_file_about_many_images_is_read_once_and_looked_up_by_name_or_id(tmp_path):
-    from cliffhmr.keypoints import coco_keypoints_by_image, keypoints_for_image
+    from cliffhmr.perception.keypoint_files import coco_keypoints_by_image, keypoints_for_image
 
     def person(x):
         return [x, 10, 2] * 17

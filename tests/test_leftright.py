@@ -1,4 +1,4 @@
-"""cliffhmr/leftright.py: whole-body left/right errors of the keypoint detector, found by a second
+"""cliffhmr/perception/leftright.py: whole-body left/right errors of the keypoint detector, found by a second
 model in one image and fixed along a track."""
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 
 from cliffhmr.body import COCO17_NAMES
 from cliffhmr.body.prior import mirror_names
-from cliffhmr.leftright import COCO17_MIRROR, consistent_left_right, mirror_world, mirrored_against, swap_left_right
+from cliffhmr.perception.leftright import COCO17_MIRROR, consistent_left_right, mirror_world, mirrored_against, swap_left_right
 
 DATA = Path(__file__).parent / "data"
 
@@ -103,8 +103,8 @@ def test_movenet_undoes_blazepose_mirror_errors_in_single_images():
     with MoveNet's check (the default) the labels, and the world landmarks' depth, come out right."""
     from PIL import Image
 
-    from cliffhmr.detect import PersonDetector
-    from cliffhmr.keypoints import PoseEstimator
+    from cliffhmr.perception.detect import PersonDetector
+    from cliffhmr.perception.blazepose import PoseEstimator
 
     detector, alone, checked = PersonDetector(), PoseEstimator(check_left_right=False), PoseEstimator()
     for name in ("sports2d_f070.jpg", "pose2sim_cam02_f050.jpg"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cliffhmr.rotation import axis_angle_to_rotmat
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 
 from conftest import load_script
 
@@ -124,7 +124,7 @@ def test_committed_pose_file():
 
 
 def test_sources_weigh_the_same_when_balanced():
-    from cliffhmr.synthetic import MOCAP_FILE, load_mocap_poses, source_weights
+    from cliffhmr.synthetic.scenes import MOCAP_FILE, load_mocap_poses, source_weights
 
     w = source_weights(np.array(["climb", "climb", "climb", "walk"]))
     np.testing.assert_allclose(w, [2 / 3, 2 / 3, 2 / 3, 2.0])  # each source sums to 2, mean 1

@@ -11,6 +11,7 @@ import torch
 
 from cliffhmr.errors import CliffError
 from cliffhmr.models import CLIFF, detect_backbone, load_checkpoint, save_checkpoint
+from cliffhmr.models.checkpoint import strip_wrapper_prefixes
 
 # state_dict entries (incl. BN num_batches_tracked and the regressor buffers) and parameters in millions.
 EXPECTED = {"res50": (331, 27.0), "hr48": (1967, 78.9)}
@@ -63,6 +64,24 @@ def test_official_checkpoint_loads_strictly(model, tmp_path, prefix):
     got = loaded.model.state_dict()
     assert got.keys() == sd.keys()
     assert all(torch.equal(got[k], v) for k, v in sd.items())
+
+
+def test_wrapper_prefixes_are_one_rule():
+    """DataParallel/DDP's `module.` and torch.compile's `_orig_mod.`, alone, nested either way, on every key."""
+    w = torch.zeros(1)
+    sd = {"module._orig_mod.fc1.weight": w, "_orig_mod.module.fc2.bias": w, "module.encoder.conv1.weight": w,
+          "_orig_mod.decpose.weight": w, "deccam.bias": w}  # fmt: skip
+    assert list(strip_wrapper_prefixes(sd)) == ["fc1.weight", "fc2.bias", "encoder.conv1.weight", "decpose.weight", "deccam.bias"]
+    assert list(strip_wrapper_prefixes({"modules.x": w, "module_y": w})) == ["modules.x", "module_y"]  # not prefixes
+
+
+@pytest.mark.parametrize("prefix", ["_orig_mod.", "module._orig_mod."])
+def test_compiled_model_checkpoint_loads(build, tmp_path, prefix):
+    """A checkpoint saved from a torch.compile'd (and DDP-wrapped) model loads like any other."""
+    model = build("res50")
+    sd = random_state_dict(model)
+    loaded = load_checkpoint(save_official(tmp_path / "compiled.pt", sd, prefix)).model.state_dict()
+    assert loaded.keys() == sd.keys() and all(torch.equal(loaded[k], v) for k, v in sd.items())
 
 
 def test_forward_shapes_and_proper_rotations(model):

@@ -66,7 +66,7 @@ def test_bad_exports_and_foreign_files_are_one_line(res50_ckpt, photo, smpl_pkl,
                           "--out", tmp_path / "out"], capsys)  # fmt: skip
     assert_one_line_error(code, captured.err, "junk.onnx: not a readable ONNX network")
     # A real ONNX file that is not a CLIFF network: the bundled MoveNet.
-    from cliffhmr.keypoints import DEFAULT_MOVENET
+    from cliffhmr.perception.blazepose import DEFAULT_MOVENET
 
     code, captured = run(["predict", image, "--boxes", boxes, "--checkpoint", DEFAULT_MOVENET, "--smpl", smpl_pkl,
                           "--out", tmp_path / "out"], capsys)  # fmt: skip

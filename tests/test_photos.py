@@ -85,7 +85,7 @@ def test_a_flipped_photo_gives_the_mirrored_body(results):
     """The astronaut's photo flipped left to right: the keypoints BlazePose sees in both are,
     in 3D, the original ones mirrored (x negated, left and right exchanged), within a few cm;
     not the same body turned around or unmirrored."""
-    from cliffhmr.leftright import swap_left_right
+    from cliffhmr.perception.leftright import swap_left_right
     from cliffhmr.pipeline import Predictor
 
     original = results["astronaut.jpg"].people[0]

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from cliffhmr.body import load_body_model
-from cliffhmr.camera import cam_crop_to_full, perspective_project
+from cliffhmr.geometry.camera import cam_crop_to_full, perspective_project
 from conftest import ASTRONAUT_KEYPOINTS, official_checkpoint, run
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

@@ -7,8 +7,8 @@ import torch
 
 from cliffhmr.body.anny import ANNY_JOINT_NAMES
 from cliffhmr.body.prior import PRIOR_FILE, PosePrior, load_pose_prior, mirror_names, mirror_pose, read_prior_file
-from cliffhmr.rotation import axis_angle_to_rotmat
-from cliffhmr.synthetic import load_mocap_poses
+from cliffhmr.geometry.rotation import axis_angle_to_rotmat
+from cliffhmr.synthetic.scenes import load_mocap_poses
 
 BODY = ANNY_JOINT_NAMES[1:]
 

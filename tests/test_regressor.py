@@ -3,16 +3,16 @@
 import pytest
 import torch
 
-from cliffhmr.camera import perspective_project
-from cliffhmr.crop import box_to_center_scale
 from cliffhmr.errors import CliffError
-from cliffhmr.fit import ray_rotation
-from cliffhmr.regressor import (
-    DEFAULT_WEIGHTS, KeypointRegressor, geometric_estimate, initial_estimate, keypoint_crop, load_regressor, main,
-    regressor_inputs, save_regressor,
+from cliffhmr.geometry.camera import perspective_project, ray_rotation
+from cliffhmr.geometry.rotation import geodesic_angle
+from cliffhmr.models.initial import geometric_estimate, initial_estimate
+from cliffhmr.models.keypoint_regressor import (
+    DEFAULT_WEIGHTS, KeypointRegressor, keypoint_crop, load_keypoint_regressor, regressor_inputs, save_keypoint_regressor,
 )  # fmt: skip
-from cliffhmr.rotation import geodesic_angle
-from cliffhmr.synthetic import load_mocap_poses, make_scenes
+from cliffhmr.perception.crop import box_to_center_scale
+from cliffhmr.synthetic.scenes import load_mocap_poses, make_scenes
+from cliffhmr.train.keypoint_regressor import main
 
 
 def _inputs(scenes):
@@ -32,8 +32,8 @@ def _errors(body, scenes, est):
 def test_weights_round_trip(tmp_path):
     model = KeypointRegressor(20, 6, hidden=32, blocks=1)
     torch.nn.init.normal_(model.out.weight, std=0.1)  # away from the mean, so outputs differ by input
-    save_regressor(model, tmp_path / "r.pt")
-    loaded = load_regressor(tmp_path / "r.pt")
+    save_keypoint_regressor(model, tmp_path / "r.pt")
+    loaded = load_keypoint_regressor(tmp_path / "r.pt")
     assert loaded.config == model.config and not loaded.training
     x = torch.randn(5, 54)
     with torch.no_grad():
@@ -82,7 +82,7 @@ def test_crop_only_reading_undoes_the_ray_rotation(anny_body):
 
 
 def test_training_command_writes_a_loadable_file(anny_body, tmp_path, monkeypatch):
-    monkeypatch.setattr("cliffhmr.regressor.load_body_model", lambda _: anny_body)
+    monkeypatch.setattr("cliffhmr.train.keypoint_regressor.load_body_model", lambda _: anny_body)
     threads = torch.get_num_threads()
     try:
         assert main(["--out", str(tmp_path / "r.pt"), "--steps", "3", "--batch-size", "8", "--pool", "16"]) == 0
@@ -107,7 +107,7 @@ def test_missing_wrong_or_corrupt_weights(anny_body, tmp_path):
         initial_estimate(anny_body, *args, learned=True, weights=missing)
 
     other = tmp_path / "smpl.pt"
-    save_regressor(KeypointRegressor(24, 10, body="smpl", hidden=8, blocks=1), other)
+    save_keypoint_regressor(KeypointRegressor(24, 10, body="smpl", hidden=8, blocks=1), other)
     torch.testing.assert_close(initial_estimate(anny_body, *args, weights=other).rotmat, geo.rotmat)
     with pytest.raises(CliffError, match="trained for the smpl body"):
         initial_estimate(anny_body, *args, learned=True, weights=other)

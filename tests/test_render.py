@@ -1,5 +1,6 @@
 """Tests for the software renderer, against expectations worked out by hand or by a
-naive per-triangle reference. Pixel (row j, col i) has its centre at (u, v) = (i, j)."""
+naive per-triangle reference. Pixel (row j, col i) covers [i, i + 1) x [j, j + 1), its centre at
+(u, v) = (i + 0.5, j + 0.5), as everywhere in the package."""
 
 import numpy as np
 import pytest
@@ -54,9 +55,10 @@ def pixel_set(mask):
 
 
 def test_square_covers_hand_computed_pixels_at_its_depth():
-    # u = 100*X/2 + 20.3 spans [5.3, 45.3] -> columns 6..45; v = 50*Y + 15.6 spans [5.6, 33.1] -> rows 6..33.
+    # u = 100*X/2 + 20.8 spans [5.8, 45.8]: centres 6.5 .. 45.5, columns 6..45; v = 50*Y + 16.1 spans
+    # [6.1, 33.6]: rows 6..33.
     verts = quad(-0.3, 0.5, -0.2, 0.35, 2.0)
-    depth, face = rasterize(verts, QUAD_FACES, 40, 48, 100.0, 100.0, 20.3, 15.6)
+    depth, face = rasterize(verts, QUAD_FACES, 40, 48, 100.0, 100.0, 20.8, 16.1)
     expected = np.zeros((40, 48), bool)
     expected[6:34, 6:46] = True
     np.testing.assert_array_equal(face >= 0, expected)
@@ -64,18 +66,19 @@ def test_square_covers_hand_computed_pixels_at_its_depth():
     assert np.isinf(depth[~expected]).all()
     assert set(np.unique(face[expected])) == {0, 1}
     # Each triangle on its own: disjoint, and together exactly the square (no crack on the diagonal).
-    m0 = rasterize(verts, QUAD_FACES[:1], 40, 48, 100.0, 100.0, 20.3, 15.6)[1] >= 0
-    m1 = rasterize(verts, QUAD_FACES[1:], 40, 48, 100.0, 100.0, 20.3, 15.6)[1] >= 0
+    m0 = rasterize(verts, QUAD_FACES[:1], 40, 48, 100.0, 100.0, 20.8, 16.1)[1] >= 0
+    m1 = rasterize(verts, QUAD_FACES[1:], 40, 48, 100.0, 100.0, 20.8, 16.1)[1] >= 0
     assert not (m0 & m1).any()
     np.testing.assert_array_equal(m0 | m1, expected)
 
 
 @pytest.mark.parametrize("faces", [QUAD_FACES, QUAD_FACES[:, ::-1], np.array([[0, 1, 3], [1, 2, 3]])])
 def test_edges_through_pixel_centres_follow_top_left_rule(faces):
-    # Dyadic numbers, so the projection is exact: u = 32*X + 16 spans [12, 24], v = 32*Y + 16 spans [8, 20],
-    # and the diagonal runs through pixel centres. Top and left edges are in, bottom and right out.
+    # Dyadic numbers, so the projection is exact: u = 32*X + 16.5 spans [12.5, 24.5], v = 32*Y + 16.5
+    # spans [8.5, 20.5], and the diagonal runs through pixel centres. Top and left edges are in,
+    # bottom and right out.
     verts = quad(-0.125, 0.25, -0.25, 0.125, 2.0)
-    masks = [rasterize(verts, faces[k : k + 1], 32, 32, 64.0, 64.0, 16.0, 16.0)[1] >= 0 for k in range(2)]
+    masks = [rasterize(verts, faces[k : k + 1], 32, 32, 64.0, 64.0, 16.5, 16.5)[1] >= 0 for k in range(2)]
     expected = np.zeros((32, 32), bool)
     expected[8:20, 12:24] = True
     assert not (masks[0] & masks[1]).any()
@@ -100,7 +103,7 @@ def test_triangle_mesh_covers_each_pixel_exactly_once(fx, z, c):
             a, b, d, e = r * (n + 1) + col, r * (n + 1) + col + 1, (r + 1) * (n + 1) + col, (r + 1) * (n + 1) + col + 1
             faces += [[a, b, e], [a, e, d]] if rng.random() < 0.5 else [[a, b, d], [b, e, d]]
     faces = np.array(faces)
-    cam = (fx, fx, c, c)
+    cam = (fx, fx, c + 0.5, c + 0.5)  # + 0.5: the lattice's pixel centres are at k + 0.5
     count = sum(rasterize(verts, f[None], 28, 28, *cam)[1] >= 0 for f in faces)
     expected = np.zeros((28, 28), int)
     expected[2:26, 2:26] = 1  # the outline spans [2, 26] in u and v
@@ -113,13 +116,13 @@ def test_triangle_mesh_covers_each_pixel_exactly_once(fx, z, c):
 
 
 def test_vertex_projects_where_the_pinhole_model_says():
-    # P projects to u = 500*0.3/2.5 + 100.3 = 160.3, v = 450*(-0.2)/2.5 + 80.7 = 44.7. The triangle
-    # P, P + (2.5 px, 0), P + (0, 2.5 px) covers centres (i, j) with i >= 160.3, j >= 44.7,
-    # (i - 160.3) + (j - 44.7) <= 2.5: (col, row) = (161, 45), (162, 45), (161, 46).
+    # P projects to u = 500*0.3/2.5 + 100.8 = 160.8, v = 450*(-0.2)/2.5 + 81.2 = 45.2. The triangle
+    # P, P + (2.5 px, 0), P + (0, 2.5 px) covers centres (i + 0.5, j + 0.5) with i + 0.5 >= 160.8,
+    # j + 0.5 >= 45.2, (i + 0.5 - 160.8) + (j + 0.5 - 45.2) <= 2.5: (col, row) = (161, 45), (162, 45), (161, 46).
     z = 2.5
     p = np.array([0.3, -0.2, z])
     verts = np.stack([p, p + [2.5 * z / 500, 0, 0], p + [0, 2.5 * z / 450, 0]])
-    _, face = rasterize(verts, np.array([[0, 1, 2]]), 100, 200, 500.0, 450.0, 100.3, 80.7)
+    _, face = rasterize(verts, np.array([[0, 1, 2]]), 100, 200, 500.0, 450.0, 100.8, 81.2)
     assert pixel_set(face >= 0) == {(45, 161), (45, 162), (46, 161)}
 
 
@@ -140,7 +143,7 @@ def naive_rasterize(verts, faces, h, w, fx, fy, cx, cy):
     """Reference: loop over triangles, test every pixel centre, keep the nearest (ties ignored)."""
     depth, face = np.full((h, w), np.inf), np.full((h, w), -1)
     uv = np.stack([fx * verts[:, 0] / verts[:, 2] + cx, fy * verts[:, 1] / verts[:, 2] + cy], 1)
-    jj, ii = np.mgrid[:h, :w].astype(float)
+    jj, ii = np.mgrid[:h, :w].astype(float) + 0.5  # pixel centres
     for k, (a, b, c) in enumerate(faces):
         (x0, y0), (x1, y1), (x2, y2) = uv[a], uv[b], uv[c]
         area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
@@ -175,10 +178,11 @@ def test_nearer_mesh_wins_regardless_of_order(near_first):
     meshes = [near, far] if near_first else [far, near]
     depth, face, mesh = rasterize_meshes(meshes, QUAD_FACES, 64, 64, 50.0, 50.0, 32.0, 32.0)
     near_id = 0 if near_first else 1
-    # Near square: u in [19.5, 37]; far square: u in [28.25, 43.25] (same for v).
-    overlap = (slice(30, 37), slice(30, 37))
+    # Near square: u in [19.5, 37]; far square: u in [28.25, 43.25] (same for v); pixel k's centre is k + 0.5.
+    overlap = (slice(30, 36), slice(30, 36))
     assert (mesh[overlap] == near_id).all() and np.allclose(depth[overlap], 2.0)
-    assert (mesh[40:44, 40:44] == 1 - near_id).all() and np.allclose(depth[40:44, 40:44], 4.0)
+    assert (mesh[38:43, 38:43] == 1 - near_id).all() and np.allclose(depth[38:43, 38:43], 4.0)
+    assert (mesh[43] == -1).all() and (mesh[:, 43] == -1).all()
     assert set(np.unique(face[mesh >= 0])) == {0, 1}
     assert ((face >= 0) == (mesh >= 0)).all()
 
@@ -193,7 +197,7 @@ def test_depth_is_perspective_correct_on_a_tilted_plane():
     verts = corners * (c / (corners @ n))[:, None]
     depth, face = rasterize(verts, QUAD_FACES, h, w, fx, fy, cx, cy)
     assert (face >= 0).all()
-    jj, ii = np.mgrid[:h, :w].astype(float)
+    jj, ii = np.mgrid[:h, :w].astype(float) + 0.5  # pixel centres
     truth = c / (ray(ii, jj) @ n)
     assert truth.max() / truth.min() > 1.5  # tilted enough that screen-linear z would be visibly off
     np.testing.assert_allclose(depth, truth, rtol=1e-4)

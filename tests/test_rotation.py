@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from cliffhmr import rotation as rot
+from cliffhmr.geometry import rotation as rot
 
 
 def _random_rotmats(n, seed=0):

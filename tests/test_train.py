@@ -19,20 +19,18 @@ import pytest
 import torch
 
 from cliffhmr import cli
-from cliffhmr.camera import cam_full_to_crop
-from cliffhmr.data import (
-    DatasetSpec,
-    NpzDataset,
-    SyntheticConfig,
-    body_to_j24,
-    generate_synthetic,
-    write_toy_smpl,
-    write_upright_mean_params,
-)
+from cliffhmr.body import load_smpl
+from cliffhmr.data.datasets import DatasetSpec, NpzDataset
+from cliffhmr.data.joints import body_to_j24
 from cliffhmr.errors import CliffError
-from cliffhmr.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
+from cliffhmr.geometry.camera import cam_full_to_crop
 from cliffhmr.models import CLIFF, CliffOutput, load_checkpoint
-from cliffhmr.train import RunConfig, load_config, load_pretrained_backbone, load_smpl, train
+from cliffhmr.synthetic.images import SyntheticConfig, generate_synthetic, write_upright_mean_params
+from cliffhmr.synthetic.toy_smpl import write_toy_smpl
+from cliffhmr.train.checkpoint import load_pretrained_backbone
+from cliffhmr.train.config import RunConfig, load_config
+from cliffhmr.train.engine import train
+from cliffhmr.train.losses import LossConfig, compute_losses, project_crop, project_full, to_box_units
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -137,6 +135,9 @@ def test_pretrained_backbone_loads_imagenet_layout(tmp_path):
     torch.save({"state_dict": {**sd, "fc.weight": torch.zeros(1000, 2048)}}, tmp_path / "imagenet.pth")
     load_pretrained_backbone(model, str(tmp_path / "imagenet.pth"))
     assert torch.equal(model.encoder.conv1.weight, sd["conv1.weight"])
+    torch.save({"_orig_mod.module.encoder." + k: 2 * v for k, v in sd.items()}, tmp_path / "compiled.pth")  # torch.compile + DDP
+    load_pretrained_backbone(model, str(tmp_path / "compiled.pth"))
+    assert torch.equal(model.encoder.conv1.weight, 2 * sd["conv1.weight"])
     torch.save({k: v for k, v in sd.items() if not k.startswith("layer4")}, tmp_path / "partial.pth")
     with pytest.raises(CliffError, match=r"partial\.pth: does not fit the res50 encoder"):
         load_pretrained_backbone(model, str(tmp_path / "partial.pth"))
@@ -178,7 +179,7 @@ def test_train_then_eval_end_to_end(synthetic, tmp_path, capsys):
 
 def test_hmr_baseline_is_one_flag(synthetic, tmp_path):
     """loss.mode=hmr trains without bbox_info; its checkpoint says so and evaluation feeds zeros."""
-    from cliffhmr.evaluate import EvalSettings, evaluate
+    from cliffhmr.evaluation.evaluate import EvalSettings, evaluate
 
     out = tmp_path / "hmr"
     train(load_config(None, _overrides(synthetic, out, 1, **{"loss.mode": "hmr"})))
@@ -190,7 +191,7 @@ def test_hmr_baseline_is_one_flag(synthetic, tmp_path):
 def test_bf16_autocast_trains_and_keeps_float32_weights(synthetic, tmp_path, monkeypatch):
     """The GPU default (bf16 autocast) on the CPU: the network runs in bf16, the regressor's outputs and the
     losses stay float32, and the saved weights are float32 and moved."""
-    import cliffhmr.train as train_mod
+    import cliffhmr.train.engine as train_mod
 
     real, seen = train_mod.compute_losses, []
 
@@ -227,7 +228,7 @@ def test_bf16_autocast_trains_and_keeps_float32_weights(synthetic, tmp_path, mon
 
 def test_nan_loss_stops_with_step_and_batch(synthetic, tmp_path, monkeypatch):
     """A non-finite loss stops every rank before the update; the last checkpoint stays the last good one."""
-    import cliffhmr.train as train_mod
+    import cliffhmr.train.engine as train_mod
 
     real, calls = train_mod.compute_losses, []
 
@@ -315,7 +316,7 @@ def test_torchrun_two_cpu_ranks_end_with_identical_weights(synthetic, tmp_path):
     # rank's final weights on the side.
     script.write_text(textwrap.dedent(f"""
         import os, runpy, sys, torch
-        import cliffhmr.train as engine
+        import cliffhmr.train.engine as engine
         real = engine.train
         def train_and_keep(cfg):
             result = real(cfg)

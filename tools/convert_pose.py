@@ -1,4 +1,4 @@
-"""One-time conversion: MediaPipe BlazePose TFLite models -> ONNX for cliffhmr.keypoints.
+"""One-time conversion: MediaPipe BlazePose TFLite models -> ONNX for cliffhmr.perception.blazepose.
 
 Both models ship inside the PyPI wheel ``mediapipe==0.10.21`` (Apache-2.0); later mediapipe
 releases ship none:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from cliffhmr.body.anny import ANNY_JOINT_NAMES  # noqa: E402
 from cliffhmr.body.prior import PRIOR_FILE, PosePrior, mirror_pose, save_prior_file  # noqa: E402
-from cliffhmr.synthetic import source_weights  # noqa: E402
+from cliffhmr.synthetic.scenes import source_weights  # noqa: E402
 
 POSES = ROOT / "data" / "mocap" / "anny_poses.npz"
 # Spread of adults of normal build around the wrapper's mean, per phenotype (gender, age, muscle,

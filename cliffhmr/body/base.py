@@ -15,22 +15,26 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..errors import CliffError
-from ..npzio import read_npy
+from ..perception.keypoints import COCO17_NAMES  # noqa: F401  (the interface names the order its keypoints come in)
 
-COCO17_NAMES: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
 
-GENDERS = ("neutral", "male", "female")
+# Canonical frame (Y up, facing +Z) -> an upright person facing an OpenCV camera (y down, z forward):
+# 180 degrees about X.
+FACE_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+
+
+@dataclass
+class Estimate:
+    """Body parameters for P people. rotmat (P, J, 3, 3) local, [0] in the camera frame; betas (P, S); transl (P, 3)."""
+
+    rotmat: Tensor
+    betas: Tensor
+    transl: Tensor
 
 
 @dataclass
@@ -137,30 +141,3 @@ def linear_blend_skinning(vertices: Tensor, weights: Tensor, transforms: Tensor)
     B, J = transforms.shape[:2]
     blended = (weights @ transforms.reshape(B, J, 12)).reshape(B, -1, 3, 4)  # (B, V, 3, 4)
     return (blended[..., :3] * vertices[:, :, None, :]).sum(-1) + blended[..., 3]
-
-
-def load_body_model(kind_or_path: str | Path | None = None, gender: str = "neutral", device="cpu") -> BodyModel:
-    """The body model to use.
-
-    None or "anny" -> Anny (gender sets the phenotype it is centred on). A path to an SMPL
-    .pkl/.npz file, or to a folder holding SMPL_NEUTRAL/SMPL_MALE/SMPL_FEMALE (.pkl or .npz)
-    -> SMPL of that gender.
-    """
-    if gender not in GENDERS:
-        raise CliffError(f"unknown gender {gender!r}: use one of {', '.join(GENDERS)}")
-    # Imported here: each model pulls in its own heavy dependencies (Anny: its data and builder).
-    if kind_or_path is None or str(kind_or_path).lower() == "anny":
-        from .anny import AnnyBody
-
-        return AnnyBody(gender=gender).to(device)
-    from .smpl import SMPLModel, find_smpl_file
-
-    return SMPLModel.from_file(find_smpl_file(kind_or_path, gender)).to(device)
-
-
-def load_joint_regressor(path: str | Path) -> Tensor:
-    """A (K, V) joint regressor from a .npy file, e.g. J_regressor_h36m.npy, as float32."""
-    array = read_npy(path, "joint regressor file")
-    if array.ndim != 2 or array.dtype.kind not in "iuf" or not np.isfinite(array).all():
-        raise CliffError(f"{path}: a joint regressor must be a finite real (K, V) array, got {array.shape} {array.dtype}")
-    return torch.as_tensor(array, dtype=torch.float32)

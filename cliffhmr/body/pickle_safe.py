@@ -148,18 +148,15 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
 
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("chumpy.ch", "Ch"): ChumpyArray,
-    ("copy_reg", "_reconstructor"): _reconstructor,
-    ("copyreg", "_reconstructor"): _reconstructor,
     ("_codecs", "encode"): _latin1_encode,
-    ("__builtin__", "object"): object,
-    ("builtins", "object"): object,
-    ("__builtin__", "set"): set,
-    ("builtins", "set"): set,
-    ("__builtin__", "frozenset"): frozenset,
-    ("builtins", "frozenset"): frozenset,
     ("numpy", "ndarray"): _NdarrayName,
     ("numpy", "dtype"): _Dtype,
 }
+for _module in ("copy_reg", "copyreg"):  # Python 2's and 3's names of one module
+    _ALLOWED[(_module, "_reconstructor")] = _reconstructor
+for _module in ("__builtin__", "builtins"):
+    for _obj in (object, set, frozenset):
+        _ALLOWED[(_module, _obj.__name__)] = _obj
 for _module in ("numpy.core", "numpy._core"):
     _ALLOWED[(f"{_module}.multiarray", "_reconstruct")] = _reconstruct
     _ALLOWED[(f"{_module}.multiarray", "scalar")] = _scalar

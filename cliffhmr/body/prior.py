@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CliffError
-from ..rotation import rotmat_to_axis_angle
+from ..geometry.rotation import rotmat_to_axis_angle
 
 PRIOR_FILE = Path(__file__).parents[1] / "assets" / "anny_pose_prior.npz"
 PRIOR_FORMAT = 1

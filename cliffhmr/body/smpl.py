@@ -29,8 +29,11 @@ SMPL_JOINT_NAMES = [
     "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
     "left_wrist", "right_wrist", "left_hand", "right_hand",
 ]  # fmt: skip
+# SMPL's sizes, here once: 24 joints (the network's and datasets' 72-number axis-angle pose), the
+# 10 shape coefficients networks predict and datasets store, the official mesh's vertices.
+SMPL_NUM_JOINTS = len(SMPL_JOINT_NAMES)
+SMPL_NUM_BETAS = 10
 SMPL_NUM_VERTICES = 6890
-NUM_BETAS = 10
 HEAD = SMPL_JOINT_NAMES.index("head")
 # COCO's face keypoints as SMPL mesh vertices (nose, left eye, right eye, left ear, right ear),
 # the ids SPIN and smplx use (smplx's vertex_ids["smplh"]; SMPL-H shares SMPL's body mesh).
@@ -84,11 +87,11 @@ def read_smpl_arrays(path: str | Path) -> dict[str, np.ndarray]:
 
 def _shape_problem(a: dict[str, np.ndarray]) -> str | None:
     """What is inconsistent in the arrays, or None."""
-    J = len(SMPL_JOINT_NAMES)
+    J = SMPL_NUM_JOINTS
     V = a["v_template"].shape[0] if a["v_template"].ndim == 2 else -1
     expected = {
         "v_template": (V, 3),
-        "shapedirs": (V, 3, max(a["shapedirs"].shape[2] if a["shapedirs"].ndim == 3 else 0, NUM_BETAS)),
+        "shapedirs": (V, 3, max(a["shapedirs"].shape[2] if a["shapedirs"].ndim == 3 else 0, SMPL_NUM_BETAS)),
         "posedirs": (V, 3, 9 * (J - 1)),
         "J_regressor": (J, V),
         "weights": (V, J),
@@ -131,12 +134,12 @@ class SMPLModel(BodyModel):
         V = arrays["v_template"].shape[0]
         f32 = dict(dtype=torch.float32)
         self.joint_names = list(SMPL_JOINT_NAMES)
-        self.num_joints = len(SMPL_JOINT_NAMES)
-        self.num_betas = NUM_BETAS
+        self.num_joints = SMPL_NUM_JOINTS
+        self.num_betas = SMPL_NUM_BETAS
         self.parents = parents_from_kintree(arrays["kintree_table"])
         self.register_buffer("v_template", torch.as_tensor(arrays["v_template"], **f32))
         # Blend shapes flattened to (directions, V * 3) so each blend is one matrix product.
-        shapedirs = arrays["shapedirs"][:, :, :NUM_BETAS].reshape(V * 3, NUM_BETAS).T
+        shapedirs = arrays["shapedirs"][:, :, :SMPL_NUM_BETAS].reshape(V * 3, SMPL_NUM_BETAS).T
         self.register_buffer("shapedirs", torch.as_tensor(np.ascontiguousarray(shapedirs), **f32))
         posedirs = arrays["posedirs"].reshape(V * 3, -1).T
         self.register_buffer("posedirs", torch.as_tensor(np.ascontiguousarray(posedirs), **f32))

@@ -6,14 +6,8 @@ from pathlib import Path
 
 import torch
 
-from .cliff import (
-    CLIFF,
-    CliffOutput,
-    LoadedCheckpoint,
-    detect_backbone,
-    load_checkpoint,
-    save_checkpoint,
-)
+from .checkpoint import LoadedCheckpoint, detect_backbone, load_checkpoint, save_checkpoint
+from .cliff import CLIFF, CliffOutput
 from .onnx_network import OnnxCliff, export_onnx, load_onnx
 
 

@@ -2,7 +2,7 @@
 dynamic batch axis) and `load_onnx` runs it through onnxruntime behind CLIFF's own interface,
 so every command that takes `--checkpoint` takes the exported file too.
 
-The file's inputs are `crop` (B, 3, H, W) float32, normalised as `cliffhmr.crop.normalize`
+The file's inputs are `crop` (B, 3, H, W) float32, normalised as `cliffhmr.perception.crop.normalize`
 makes it, and `bbox_info` (B, 3); its outputs `rotmat` (B, 24, 3, 3), `pose6d` (B, 144),
 `betas` (B, 10) and `cam` (B, 3), as `CliffOutput`. What the pipeline needs to feed it (the
 backbone, crop height, bbox_info style, regressor iterations) is stored in the file's metadata.
@@ -20,9 +20,11 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
-from ..detect import _ort_session
+from ..perception.onnx import ort_session
 from ..errors import CliffError
-from .cliff import BBOX_INFO_STYLES, CLIFF, CliffOutput, LoadedCheckpoint
+from ..geometry.camera import BBOX_INFO_STYLES
+from .checkpoint import LoadedCheckpoint
+from .cliff import CLIFF, CliffOutput
 
 OPSET = 18
 FORMAT = "1"
@@ -94,7 +96,7 @@ def load_onnx(path: str | os.PathLike, backbone: str | None = None, device: str 
     if not path.is_file():
         raise CliffError(f"checkpoint not found: {path}")
     try:
-        session = _ort_session(path, "CLIFF network")
+        session = ort_session(path, "CLIFF network")
         meta = session.get_modelmeta().custom_metadata_map
     except Exception as e:  # onnxruntime's errors for a damaged or foreign file
         raise CliffError(f"{path}: not a readable ONNX network ({type(e).__name__})") from None

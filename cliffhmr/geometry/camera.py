@@ -1,6 +1,14 @@
 """Full-frame camera geometry: intrinsics, CLIFF's bbox_info, crop camera -> full-image translation.
 
-Conventions (OpenCV): x right, y down, z forward; pixel (0, 0)'s centre is at u = v = 0.
+Conventions (OpenCV): x right, y down, z forward.
+
+Pixels, everywhere in the package: continuous coordinates in which a W x H image covers
+[0, W] x [0, H] and pixel (column i, row j) covers [i, i + 1) x [j, j + 1), its centre at
+(i + 0.5, j + 0.5). So the image centre, CLIFF's default principal point, is (W / 2, H / 2); a box
+around the whole image is [0, 0, W, H]; mirroring the image maps x to W - x. BlazePose, MoveNet
+and the detectors (PIL and MediaPipe crops) give coordinates this way; the network crops
+(`perception.crop`) and the renderer read and draw pixels this way (tests/test_pixel_convention.py).
+
 A box is described by its centre (cx, cy) in image pixels and `b`, the side (height) of the
 square region the crop camera normalises by, in pixels (b = 200 * scale, as in SPIN/CLIFF).
 The crop's weak-perspective camera (s, tx, ty) maps a body point P to the image pixel
@@ -14,13 +22,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import CliffError
+from ..errors import CliffError
+from .rotation import axis_angle_to_rotmat
 
 # Constants the released CLIFF weights were trained with: bbox_info is divided by these to
 # keep its entries near unit variance.
 OFFICIAL_LOCATION_SCALE = 2.8
 OFFICIAL_SIZE_MEAN = 0.24
 OFFICIAL_SIZE_STD = 0.06
+BBOX_INFO_STYLES = ("official", "plain")
 
 # The 35 mm film frame's diagonal (36 x 24 mm), the reference of EXIF's FocalLengthIn35mmFilm.
 FILM_35MM_DIAGONAL_MM = math.hypot(36.0, 24.0)
@@ -116,7 +126,7 @@ def bbox_info(
         loc = loc * OFFICIAL_LOCATION_SCALE
         size = (size - OFFICIAL_SIZE_MEAN) / OFFICIAL_SIZE_STD
         return torch.cat((loc, size[:, None]), dim=1)
-    raise ValueError(f"unknown bbox_info style {style!r} (expected 'official' or 'plain')")
+    raise ValueError(f"unknown bbox_info style {style!r} (expected one of {BBOX_INFO_STYLES})")
 
 
 def cam_crop_to_full(
@@ -169,3 +179,19 @@ def weak_perspective_to_image(
     """
     s, t = cam[:, :1], cam[:, 1:]
     return center[:, None, :] + (b * s[:, 0])[:, None, None] / 2 * (points[..., :2] + t[:, None, :])
+
+
+def ray_rotation(points_2d: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
+    """Rotation taking the optical axis (0, 0, 1) onto the viewing ray through each pixel.
+
+    points_2d: (P, 2) pixels; focal, principal: (P, 2) -> (P, 3, 3). A crop sees its person along
+    this ray; a body orientation estimated from the crop alone is relative to it (what CLIFF corrects).
+    """
+    xy = (points_2d - principal) / focal
+    d = torch.cat((xy, torch.ones_like(xy[:, :1])), -1)
+    d = d / d.norm(dim=-1, keepdim=True)
+    z = torch.tensor([0.0, 0.0, 1.0]).expand_as(d)
+    axis = torch.cross(z, d, dim=-1)
+    angle = torch.atan2(axis.norm(dim=-1), (z * d).sum(-1))
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return axis_angle_to_rotmat(axis * angle[:, None])

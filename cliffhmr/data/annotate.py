@@ -1,4 +1,4 @@
-"""The CLIFF+ annotator: photos -> a training dataset in the SPIN/CLIFF npz format (`data`).
+"""The CLIFF+ annotator: photos -> a training dataset in the SPIN/CLIFF npz format (`npz_format`).
 
 Each person the pipeline finds becomes one row: the detected box (x1.2, the evaluation and
 training convention), the detected 2D keypoints in SPIN's J24 order, the camera, and, with an
@@ -15,31 +15,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import crop
-from .atomic import check_output_file, write_npz_atomic
-from .errors import CliffError
-from .fit import FitConfig
-from .pipeline import ImageResult
+from ..atomic import check_output_file, write_npz_atomic
+from ..body.smpl import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
+from ..errors import CliffError
+from ..fit import FitConfig
+from ..perception import crop
+from ..pipeline import ImageResult
+from .joints import coco17_to_j24
 
-# SPIN's J24 slot of each COCO-17 keypoint (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
-COCO17_TO_J24 = [19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]
-SMPL_POSE_DIM = 72
-SMPL_SHAPE_DIM = 10
-
-
-def coco17_to_j24(keypoints: np.ndarray, min_confidence: float = 0.0) -> np.ndarray:
-    """(P, 17, 3) COCO-17 pixels + confidence -> (P, 24, 3) in J24 order; joints COCO lacks (neck,
-    head top, pelvis, ...) and keypoints below `min_confidence` get confidence 0."""
-    keypoints = np.asarray(keypoints, np.float32)
-    out = np.zeros((keypoints.shape[0], 24, 3), np.float32)
-    out[:, COCO17_TO_J24] = keypoints
-    bad = ~np.isfinite(out).all(-1) | (out[..., 2] < min_confidence)
-    out[bad] = 0.0
-    return out
+SMPL_POSE_DIM = 3 * SMPL_NUM_JOINTS
 
 
 def result_rows(result: ImageResult, imgname: str, min_quality: float) -> dict[str, np.ndarray]:
-    """The dataset rows of one image's people (keys as `data.load_annotations` reads them)."""
+    """The dataset rows of one image's people (keys as `npz_format.load_annotations` reads them)."""
     n = len(result.people)
     K = result.intrinsics
     boxes = torch.as_tensor(np.array([p.bbox[:4] for p in result.people], np.float32).reshape(n, 4))
@@ -57,7 +45,7 @@ def result_rows(result: ImageResult, imgname: str, min_quality: float) -> dict[s
     }
     if result.body_model == "smpl":
         rows["pose"] = np.array([p.pose[:SMPL_POSE_DIM] for p in result.people], np.float32).reshape(n, SMPL_POSE_DIM)
-        rows["shape"] = np.array([p.betas[:SMPL_SHAPE_DIM] for p in result.people], np.float32).reshape(n, SMPL_SHAPE_DIM)
+        rows["shape"] = np.array([p.betas[:SMPL_NUM_BETAS] for p in result.people], np.float32).reshape(n, SMPL_NUM_BETAS)
         rows["transl"] = np.array([p.transl for p in result.people], np.float32).reshape(n, 3)
         rows["has_smpl"] = (quality >= min_quality).astype(np.float32)
     return rows

@@ -15,14 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .body import BodyModel
-from .body.prior import mirror_pose
-from .camera import perspective_project
-from .errors import CliffError
-from .rotation import axis_angle_to_rotmat
+from ..body import FACE_CAMERA, BodyModel
+from ..body.prior import mirror_pose
+from ..errors import CliffError
+from ..geometry.boxes import box_around, box_size, grow_box
+from ..geometry.camera import perspective_project
+from ..geometry.rotation import axis_angle_to_rotmat
 
 # Real motion retargeted onto Anny by tools/convert_mocap.py (in the source tree, not the wheel).
-MOCAP_FILE = Path(__file__).resolve().parents[1] / "data" / "mocap" / "anny_poses.npz"
+MOCAP_FILE = Path(__file__).resolve().parents[2] / "data" / "mocap" / "anny_poses.npz"
 
 # Per-joint spread (radians, per axis) of random poses, by a word in the joint's name. Loose
 # enough to vary the silhouette, tight enough to stay human-looking in most samples.
@@ -33,7 +34,6 @@ _SPREAD = (
     ("hip", 0.35), ("thigh", 0.35), ("upperleg", 0.35), ("knee", 0.35), ("calf", 0.35), ("shin", 0.35),
     ("lowerleg", 0.35), ("foot", 0.15), ("ankle", 0.15), ("toe", 0.1),
 )
-FACE_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # canonical Y-up/+Z-facing -> facing an OpenCV camera
 
 
 def joint_spread(names: list[str]) -> torch.Tensor:
@@ -160,10 +160,8 @@ def make_scenes(
         kp3d = rest.keypoints + transl[:, None]
     principal = torch.tensor([[width / 2, height / 2]]).expand(n, 2)
     clean = perspective_project(kp3d, focal, principal)
-    lo, hi = clean.amin(1), clean.amax(1)
-    size = (hi - lo).amax(-1)
-    margin = (hi - lo) * 0.1
-    boxes = torch.cat((lo - margin, hi + margin), -1)
+    tight = box_around(clean)
+    size, boxes = box_size(tight), grow_box(tight, 0.1)
     noisy = clean + torch.randn(clean.shape, generator=gen) * noise * size[:, None, None]
     keep = (torch.rand(n, 17, generator=gen) >= dropout).float()
     return Scenes(rot, betas, transl, focal, width, height, kp3d, torch.cat((noisy, keep[..., None]), -1), clean, boxes)

@@ -1,9 +1,11 @@
-"""Person boxes -> CLIFF's 256 x 192 network crops.
+"""Person boxes -> CLIFF's 256 x 192 network crops: the one crop sampler, for inference, evaluation
+and (through an affine map, see `crop_images`) augmented training samples.
 
 A crop is described as in SPIN/CLIFF by its centre and `scale`, where b = 200 * scale is the
-crop's height in image pixels; its width is b * 192 / 256. Crop pixel centres map linearly onto
-the image region, so a crop pixel (j, i) sits at image pixel
-    center + ((j - (W_crop - 1) / 2), (i - (H_crop - 1) / 2)) * b / H_crop.
+crop's height in image pixels; its width is b * 192 / 256. Crops and images share the package's
+continuous pixel coordinates (`geometry.camera`): a crop covers [0, W_crop] x [0, H_crop], its
+pixel (j, i) centred at (j + 0.5, i + 0.5), and crop point p sits at image point
+    center + (p - (W_crop / 2, H_crop / 2)) * b / H_crop.
 A network may take smaller crops of the same region (`height` < 256, same 3:4 aspect): their
 pixels tile the 256 x 192 crop's area, so the geometry above is unchanged.
 """
@@ -14,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import CliffError
+from ..errors import CliffError
+from ..geometry.boxes import box_around
 
 CROP_HEIGHT = 256
 CROP_WIDTH = 192
@@ -39,17 +42,25 @@ def box_to_center_scale(
     return center, height / 200.0 * rescale
 
 
+def keypoint_box(
+    points: torch.Tensor, seen: torch.Tensor | None = None, rescale: float = RESCALE_EVALUATION
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The evaluation protocol's crop: tight around the seen points (B, K, 2) pixels ((B, K) bool,
+    None: all), grown to the crop's aspect and by `rescale` -> centre (B, 2), scale (B,)."""
+    return box_to_center_scale(box_around(points, seen), rescale=rescale)
+
+
 def crop_to_image(points: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Crop pixel coordinates (B, N, 2) -> image pixel coordinates (B, N, 2)."""
+    """Points in 256 x 192 crop pixel coordinates (B, N, 2) -> image pixel coordinates (B, N, 2)."""
     b = 200.0 * scale
-    offset = torch.tensor([(CROP_WIDTH - 1) / 2, (CROP_HEIGHT - 1) / 2], dtype=points.dtype, device=points.device)
+    offset = torch.tensor([CROP_WIDTH / 2, CROP_HEIGHT / 2], dtype=points.dtype, device=points.device)
     return center[:, None, :] + (points - offset) * (b / CROP_HEIGHT)[:, None, None]
 
 
 def image_to_crop(points: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Image pixel coordinates (B, N, 2) -> crop pixel coordinates (B, N, 2); inverse of `crop_to_image`."""
     b = 200.0 * scale
-    offset = torch.tensor([(CROP_WIDTH - 1) / 2, (CROP_HEIGHT - 1) / 2], dtype=points.dtype, device=points.device)
+    offset = torch.tensor([CROP_WIDTH / 2, CROP_HEIGHT / 2], dtype=points.dtype, device=points.device)
     return (points - center[:, None, :]) * (CROP_HEIGHT / b)[:, None, None] + offset
 
 
@@ -70,43 +81,48 @@ def crop_pixels(height: int = CROP_HEIGHT) -> torch.Tensor:
     """(height * width, 2) float64 centres (x, y) of a `height`-row crop's pixels, row-major, in
     256 x 192 crop pixel coordinates (for `crop_to_image`)."""
     step = CROP_HEIGHT / height
-    xs = (torch.arange(crop_width(height), dtype=torch.float64) + 0.5) * step - 0.5
-    ys = (torch.arange(height, dtype=torch.float64) + 0.5) * step - 0.5
+    xs = (torch.arange(crop_width(height), dtype=torch.float64) + 0.5) * step
+    ys = (torch.arange(height, dtype=torch.float64) + 0.5) * step
     jj, ii = torch.meshgrid(xs, ys, indexing="xy")
     return torch.stack((jj, ii), -1).reshape(-1, 2)
 
 
-def crop_images(image: np.ndarray, center: torch.Tensor, scale: torch.Tensor, height: int = CROP_HEIGHT) -> torch.Tensor:
+def crop_images(
+    image: np.ndarray, center: torch.Tensor, scale: torch.Tensor, height: int = CROP_HEIGHT, to_image: np.ndarray | None = None
+) -> torch.Tensor:
     """Bilinear crops of an RGB uint8 image (H, W, 3) -> float tensor (N, 3, height, width) in [0, 1].
 
-    Outside the image the crop is black, as in the reference implementation's padding.
-    When a crop shrinks the image by more than 2x, the image is first box-filtered to that
-    resolution so thin structures don't alias.
+    center (N, 2), scale (N,): the crops, in the image's pixels or, with `to_image`, in another
+    view of it: to_image (2, 3) maps that view's pixels to the image's, x -> L x + t (training
+    crops a flipped and rolled view without making it). Outside the image the crop is black, as
+    in the reference implementation's padding. When a crop shrinks the image by more than 2x, the
+    image is first box-filtered to that resolution so thin structures don't alias.
     """
     src = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float().div_(255.0)[None]
     crops = []
     for c, s in zip(center, scale):
-        factor = int(200.0 * float(s) / height // 2)  # integer pre-shrink, >= 2 only when useful
-        img, cc, ss = src, c, s
-        if factor >= 2:
-            img = F.avg_pool2d(src, factor, stride=factor, ceil_mode=True)
-            # Pixel centre i of the pooled image sits at factor * i + (factor - 1) / 2 originally.
-            cc = (c - (factor - 1) / 2) / factor
-            ss = s / factor
-        crops.append(_sample(img, cc, ss, height))
+        points = crop_to_image(crop_pixels(height)[None], torch.as_tensor(c, dtype=torch.float64)[None],
+                               torch.as_tensor(s, dtype=torch.float64)[None])[0]  # fmt: skip
+        if to_image is not None:
+            L, t = torch.as_tensor(to_image, dtype=torch.float64).split([2, 1], dim=1)
+            points = points @ L.T + t[:, 0]
+        crops.append(_sample(src, points, int(200.0 * float(s) / height // 2), height))
     if not crops:
         return torch.zeros(0, 3, height, crop_width(height))
     return torch.cat(crops)
 
 
-def _sample(img: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, height: int) -> torch.Tensor:
-    """One bilinear crop from img (1, 3, H, W) -> (1, 3, height, width)."""
+def _sample(img: torch.Tensor, points: torch.Tensor, shrink: int, height: int) -> torch.Tensor:
+    """img (1, 3, H, W) read at points (height * width, 2), image pixel coordinates, row-major ->
+    (1, 3, height, width). shrink: box-filter the image by this integer factor first (>= 2)."""
+    if shrink >= 2:
+        img = F.avg_pool2d(img, shrink, stride=shrink, ceil_mode=True)
+        points = points / shrink  # pooled pixel i covers [shrink * i, shrink * (i + 1)) of the image
     h, w = img.shape[-2:]
-    grid = crop_to_image(crop_pixels(height)[None].float(), center[None].float(), scale[None].float())
-    # align_corners=True: -1 and +1 are the centres of the first and last pixels.
-    norm = torch.stack((grid[..., 0] / max(w - 1, 1), grid[..., 1] / max(h - 1, 1)), -1) * 2 - 1
-    norm = norm.reshape(1, height, crop_width(height), 2)
-    return F.grid_sample(img, norm, mode="bilinear", padding_mode="zeros", align_corners=True)
+    # align_corners=False: -1 and +1 are the image's outer edges, 0 and W in pixel coordinates.
+    grid = torch.stack((points[:, 0] / w, points[:, 1] / h), -1) * 2 - 1
+    grid = grid.reshape(1, height, crop_width(height), 2).float()
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def normalize(crops: torch.Tensor) -> torch.Tensor:

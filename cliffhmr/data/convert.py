@@ -1,4 +1,4 @@
-"""Official dataset downloads -> the SPIN/CLIFF npz format that `data` reads.
+"""Official dataset downloads -> the SPIN/CLIFF npz format that `npz_format` reads.
 
     cliffhmr convert 3dpw --root 3DPW --smpl SMPL_DIR --out 3DPW/3dpw_test.npz [--split test]
 
@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import check_output_file, write_npz_atomic
-from .body.pickle_safe import load_pickle
-from .cli import ArgumentParser
-from .crop import RESCALE_EVALUATION, box_to_center_scale
-from .errors import CliffError
-from .rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
+from ..arguments import ArgumentParser
+from ..atomic import check_output_file, write_npz_atomic
+from ..body import load_smpl
+from ..body.pickle_safe import load_pickle
+from ..body.smpl import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
+from ..errors import CliffError
+from ..geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
+from ..perception.crop import keypoint_box
 
 _ACTOR_KEYS = ("poses", "betas", "trans", "jointPositions", "campose_valid")
 _SEQUENCE_KEYS = ("poses", "betas", "trans", "jointPositions", "cam_poses", "cam_intrinsics", "campose_valid", "img_frame_ids", "genders")
@@ -53,9 +55,9 @@ def _sequence(path: Path) -> dict:
     checks = [("cam_poses", seq["cam_poses"], (n, 4, 4)), ("cam_intrinsics", seq["cam_intrinsics"], (3, 3)),
               ("img_frame_ids", seq["img_frame_ids"], (n,))]  # fmt: skip
     for p in range(actors):
-        checks += [("poses", seq["poses"][p], (n, 72)), ("trans", seq["trans"][p], (n, 3)),
-                   ("jointPositions", seq["jointPositions"][p], (n, 72)), ("campose_valid", seq["campose_valid"][p], (n,)),
-                   ("betas", seq["betas"][p], (max(10, getattr(seq["betas"][p], "size", 0)),))]  # fmt: skip
+        checks += [("poses", seq["poses"][p], (n, 3 * SMPL_NUM_JOINTS)), ("trans", seq["trans"][p], (n, 3)),
+                   ("jointPositions", seq["jointPositions"][p], (n, 3 * SMPL_NUM_JOINTS)), ("campose_valid", seq["campose_valid"][p], (n,)),
+                   ("betas", seq["betas"][p], (max(SMPL_NUM_BETAS, getattr(seq["betas"][p], "size", 0)),))]  # fmt: skip
     for key, value, shape in checks:
         if not (isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "biuf"):
             got = f"{value.shape} {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
@@ -75,8 +77,6 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
 
     smpl: a folder holding SMPL_MALE / SMPL_FEMALE (.pkl or .npz), for each actor's pelvis J_0.
     """
-    from .train import load_smpl
-
     root, out = Path(root), check_output_file(out)  # before any work: a folder or a read-only place
     files = sorted((root / "sequenceFiles" / split).glob("*.pkl"))
     if not files:
@@ -96,14 +96,14 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
                 continue
             g = _gender(gender)
             pose = torch.from_numpy(np.asarray(seq["poses"][p], np.float64)[valid])
-            betas = np.asarray(seq["betas"][p], np.float64).reshape(-1)[:10]
+            betas = np.asarray(seq["betas"][p], np.float64).reshape(-1)[:SMPL_NUM_BETAS]
             trans = np.asarray(seq["trans"][p], np.float64)[valid]
-            joints = np.asarray(seq["jointPositions"][p], np.float64)[valid].reshape(-1, 24, 3)
+            joints = np.asarray(seq["jointPositions"][p], np.float64)[valid].reshape(-1, SMPL_NUM_JOINTS, 3)
             Rc, Tc = cam[valid, :3, :3], cam[valid, :3, 3]
 
             body = bodies[g]
             with torch.no_grad():
-                rest = body(torch.eye(3).expand(1, 24, 3, 3), torch.from_numpy(betas).float()[None], None)
+                rest = body(torch.eye(3).expand(1, SMPL_NUM_JOINTS, 3, 3), torch.from_numpy(betas).float()[None], None)
             j0 = rest.joints[0, 0].double().numpy()
             root_rot = torch.from_numpy(Rc) @ axis_angle_to_rotmat(pose[:, :3])
             pose[:, :3] = rotmat_to_axis_angle(root_rot)
@@ -111,8 +111,7 @@ def convert_3dpw(root: str | Path, smpl: str | Path, out: str | Path, split: str
 
             cam_joints = np.einsum("nij,nkj->nki", Rc, joints) + Tc[:, None]
             uv = cam_joints[..., :2] / cam_joints[..., 2:] * K[[0, 1], [0, 1]] + K[:2, 2]
-            boxes = torch.from_numpy(np.concatenate((uv.min(1), uv.max(1)), 1))
-            center, scale = box_to_center_scale(boxes, rescale=RESCALE_EVALUATION)
+            center, scale = keypoint_box(torch.from_numpy(uv))
             if not all(np.isfinite(v).all() for v in (center.numpy(), scale.numpy(), pose.numpy(), betas, transl)):
                 raise CliffError(f"{path}: actor {p}: NaN or infinite values in its frames with a valid camera pose")
 

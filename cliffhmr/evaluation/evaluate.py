@@ -27,15 +27,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
-from .camera import bbox_info, perspective_project
-from .cli import ArgumentParser
-from .crop import RESCALE_EVALUATION, box_to_center_scale
-from .data import H36M_TO_J14, J24_HIPS, J24_TO_J14, DatasetSpec, NpzDataset, body_to_j24
-from .device import resolve_device
-from .errors import CliffError
-from .export import save_json
-from .rotation import axis_angle_to_rotmat, geodesic_angle
+from ..arguments import ArgumentParser
+from ..atomic import all_or_none, check_output_dir, write_bytes_atomic, write_text_atomic
+from ..body import load_joint_regressor, load_smpl
+from ..body.smpl import SMPL_NUM_JOINTS
+from ..data.datasets import DatasetSpec, NpzDataset
+from ..data.joints import H36M_TO_J14, J24_HIPS, J24_TO_J14, body_to_j24
+from ..device import resolve_device
+from ..errors import CliffError
+from ..export import save_json
+from ..geometry.camera import bbox_info, perspective_project
+from ..geometry.rotation import axis_angle_to_rotmat, geodesic_angle
+from ..perception.crop import RESCALE_EVALUATION, keypoint_box
+from .metrics import mpjpe, pa_mpjpe
 
 DATASETS = {  # name -> default annotation file inside --root
     "3dpw": "3dpw_test.npz",
@@ -45,36 +49,6 @@ DATASETS = {  # name -> default annotation file inside --root
 }
 OFF_CENTER_BINS = (0.0, 10.0, 20.0, 30.0, 180.0)  # degrees between the optical axis and the box centre's ray
 LSP_HIPS = (2, 3)  # right/left hip in LSP-14 order
-
-# --------------------------------------------------------------------------- metrics
-
-
-def similarity_align(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """The similarity transform (scale, rotation, translation) of pred closest to gt, applied to pred.
-
-    pred, gt: (B, K, 3). Umeyama's least-squares solution with a proper rotation (det = +1).
-    """
-    pred, gt = pred.double(), gt.double()
-    mu_p, mu_g = pred.mean(1, keepdim=True), gt.mean(1, keepdim=True)
-    x, y = pred - mu_p, gt - mu_g
-    cov = x.transpose(1, 2) @ y  # (B, 3, 3)
-    U, S, Vh = torch.linalg.svd(cov)
-    d = torch.sign(torch.linalg.det(Vh.transpose(1, 2) @ U.transpose(1, 2)))
-    D = torch.diag_embed(torch.stack((torch.ones_like(d), torch.ones_like(d), d), -1))
-    R = Vh.transpose(1, 2) @ D @ U.transpose(1, 2)  # rotates pred onto gt: y ~ s R x
-    scale = (S * D.diagonal(dim1=1, dim2=2)).sum(-1) / x.pow(2).sum((1, 2)).clamp_min(1e-12)
-    return scale[:, None, None] * x @ R.transpose(1, 2) + mu_g
-
-
-def mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Mean per-joint Euclidean distance, (B, K, 3) x 2 -> (B,), in the inputs' unit (no alignment)."""
-    return (pred - gt).norm(dim=-1).mean(-1)
-
-
-def pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """MPJPE after Procrustes (similarity) alignment of pred to gt. (B, K, 3) x 2 -> (B,)."""
-    return mpjpe(similarity_align(pred, gt), gt.double()).to(pred.dtype)
-
 
 # --------------------------------------------------------------------------- protocol
 
@@ -96,18 +70,6 @@ class Skeleton:
         return j24[:, J24_TO_J14], j24[:, list(J24_HIPS)].mean(1)
 
 
-def load_regressor(path: str | None, body, rows: int = 17) -> torch.Tensor | None:
-    """A (rows, V) joint regressor file for `body`, or None when no path is given."""
-    from .body import load_joint_regressor
-
-    if not path:
-        return None
-    reg = load_joint_regressor(path)
-    if reg.shape != (rows, body.num_vertices):
-        raise CliffError(f"{path}: expected a ({rows}, {body.num_vertices}) joint regressor, got {tuple(reg.shape)}")
-    return reg
-
-
 def protocol_boxes(ann, body, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Evaluation boxes -> center (N, 2), scale (N,), and per row where it came from (N,) str."""
     n = len(ann)
@@ -117,18 +79,13 @@ def protocol_boxes(ann, body, device) -> tuple[np.ndarray, np.ndarray, np.ndarra
     vis = ann.part[..., 2] > 0
     rows = np.flatnonzero(vis.sum(1) >= 2)
     if len(rows):
-        kp = ann.part[rows, :, :2]
-        lo = np.where(vis[rows, :, None], kp, np.inf).min(1)
-        hi = np.where(vis[rows, :, None], kp, -np.inf).max(1)
-        c, s = box_to_center_scale(torch.from_numpy(np.concatenate((lo, hi), 1)), rescale=RESCALE_EVALUATION)
+        c, s = keypoint_box(torch.from_numpy(ann.part[rows, :, :2]), torch.from_numpy(vis[rows]))
         center[rows], scale[rows], source[rows] = c.numpy(), s.numpy(), "2d keypoints"
 
     if ann.transl is not None and ann.principal is not None and ann.has_smpl.any():
         rows = np.flatnonzero(ann.has_smpl)
         for chunk in np.array_split(rows, max(1, math.ceil(len(rows) / 256))):
-            kp = _gt_keypoints_2d(ann, chunk, body, device)
-            box = torch.cat((kp.amin(1), kp.amax(1)), -1)
-            c, s = box_to_center_scale(box, rescale=RESCALE_EVALUATION)
+            c, s = keypoint_box(_gt_keypoints_2d(ann, chunk, body, device))
             center[chunk], scale[chunk], source[chunk] = c.numpy(), s.numpy(), "projected ground truth"
     return center.astype(np.float32), scale.astype(np.float32), source
 
@@ -142,12 +99,12 @@ def _gt_keypoints_2d(ann, rows: np.ndarray, body, device) -> torch.Tensor:
 
 
 def _gt_body(ann, rows: np.ndarray, body, device):
-    rotmat = axis_angle_to_rotmat(torch.from_numpy(ann.pose[rows]).reshape(-1, 24, 3)).to(device)
+    rotmat = axis_angle_to_rotmat(torch.from_numpy(ann.pose[rows]).reshape(-1, SMPL_NUM_JOINTS, 3)).to(device)
     return body(rotmat, _betas(torch.from_numpy(ann.shape[rows]), body).to(device), None)
 
 
 def _betas(betas: torch.Tensor, body) -> torch.Tensor:
-    """10 SMPL betas, zero-padded to the body model's count."""
+    """SMPL betas as datasets and the network give them, zero-padded to the body model's count."""
     return torch.nn.functional.pad(betas, (0, body.num_betas - betas.shape[1]))
 
 
@@ -193,8 +150,6 @@ class EvalSettings:
 def _gendered_bodies(smpl: str, device) -> dict[str, object]:
     """'n': the model the prediction drives; 'm' / 'f' too when `smpl` is a folder holding
     SMPL_MALE / SMPL_FEMALE, for gendered ground truth (3DPW)."""
-    from .train import load_smpl
-
     bodies = {"n": load_smpl(smpl, device)}
     if Path(smpl).is_dir():
         for g in ("male", "female"):
@@ -207,7 +162,7 @@ def _gendered_bodies(smpl: str, device) -> dict[str, object]:
 
 def evaluate(s: EvalSettings) -> dict:
     """Run the protocol; returns the results dict (also written to --out as JSON + markdown)."""
-    from .models import load_network
+    from ..models import load_network
 
     root = Path(s.root)
     if not root.is_dir():
@@ -221,7 +176,8 @@ def evaluate(s: EvalSettings) -> dict:
     mode = loaded.mode
     bodies = _gendered_bodies(s.smpl, device)
     body = bodies["n"]
-    regressor, extra = load_regressor(s.joint_regressor, body), load_regressor(s.joint_regressor_extra, body, rows=9)
+    regressor = load_joint_regressor(s.joint_regressor, body, rows=17) if s.joint_regressor else None
+    extra = load_joint_regressor(s.joint_regressor_extra, body, rows=9) if s.joint_regressor_extra else None
     skeleton = Skeleton(*(r.to(device) if r is not None else None for r in (regressor, extra)))
 
     ds = NpzDataset(DatasetSpec(str(npz), str(root)), augment=None, crop_height=model.crop_height)
@@ -273,23 +229,6 @@ def _per_sample_npz(imgname, off_center: np.ndarray, per: dict) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, imgname=np.asarray(imgname).astype(str), off_center_deg=off_center, **per)
     return buf.getvalue()
-
-
-def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Mean of a - b over samples where both are finite, with a 95% bootstrap interval.
-
-    a, b: (N,) the same metric for two models on the same samples. Pairing removes the
-    per-image difficulty that both share, so a small gap on a small test set can still be told
-    apart from noise: an interval that excludes 0 says which model is better on this data.
-    """
-    d = np.asarray(a, float) - np.asarray(b, float)
-    d = d[np.isfinite(d)]
-    if not len(d):
-        return {"n": 0, "mean": None, "lo": None, "hi": None}
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"n": int(len(d)), "mean": float(d.mean()), "lo": float(lo), "hi": float(hi)}
 
 
 def _ground_truth(ann, idx: np.ndarray, bodies: dict, skeleton: Skeleton, device):

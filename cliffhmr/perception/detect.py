@@ -21,14 +21,14 @@ Both: threshold the person score, greedy NMS, map back to full-image pixels, cli
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CliffError
+from ..errors import CliffError
+from ..geometry.boxes import box_iou
+from .onnx import ASSETS, LazySession, as_rgb_uint8
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 DETECTORS = {
     "nanodet": ASSETS / "nanodet_m_416_coco.onnx",
     "ssdlite": ASSETS / "ssdlite_mobilenet_v2_coco.onnx",
@@ -51,58 +51,15 @@ _NANO_MEAN = np.array([103.53, 116.28, 123.675], np.float32)  # BGR, NanoDet's t
 _NANO_STD = np.array([57.375, 57.12, 58.395], np.float32)
 
 
-def _ort_session(path: str | os.PathLike, what: str):
-    """Create a CPU onnxruntime session with thread counts suited to a small machine."""
-    path = Path(path)
-    if not path.is_file():
-        raise CliffError(f"{what} model not found: {path}")
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    # No busy-waiting between runs: the pipeline alternates between several sessions (detector,
-    # pose detector, landmark model), and spinning pools steal the 2 cores from each other
-    # (measured: 38 ms -> 16 ms for one pose-detector + landmark pass).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        raise CliffError(f"{what} model could not be loaded: {path} ({type(exc).__name__})") from exc
-
-
-def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """Check/convert an image array to (H, W, 3) uint8 RGB (gray and RGBA are accepted)."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise CliffError(f"image must be uint8 RGB, got dtype {image.dtype}")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise CliffError(f"image must be an (H, W, 3) RGB array, got shape {image.shape}")
-    return np.ascontiguousarray(image)
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy non-maximum suppression; returns kept indices, best score first."""
     order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
     keep = []
     while order.size:
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
-        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
-        inter = w * h
-        iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-12)
-        order = rest[iou <= iou_threshold]
+        order = rest[box_iou(boxes[i], boxes[rest]) <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)
 
 
@@ -134,6 +91,8 @@ class PersonDetector:
     The ONNX session is created on the first call and reused.
     """
 
+    session = LazySession("model_path", "person detector")
+
     def __init__(
         self,
         score_threshold: float | None = None,
@@ -157,13 +116,6 @@ class PersonDetector:
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
         self.model_path = Path(model_path) if model_path is not None else DETECTORS[kind]
-        self._session = None
-
-    @property
-    def session(self):
-        if self._session is None:
-            self._session = _ort_session(self.model_path, "person detector")
-        return self._session
 
     @staticmethod
     def preprocess(image: np.ndarray) -> np.ndarray:

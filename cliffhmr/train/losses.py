@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .camera import cam_crop_to_full, perspective_project
-from .data import J24_HIPS, body_to_j24
-from .errors import CliffError
-from .models import CliffOutput
+from ..data.joints import J24_HIPS, body_to_j24
+from ..errors import CliffError
+from ..geometry.camera import cam_crop_to_full, perspective_project
+from ..models import CliffOutput
 
 MODES = ("cliff", "hmr")
 # A crop scale s <= 0 puts the body at or behind the camera, where reprojection errors and their

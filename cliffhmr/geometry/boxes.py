@@ -1,0 +1,47 @@
+"""Axis-aligned boxes (x1, y1, x2, y2) in pixels: around points, grown, compared.
+
+The one place that boxes keypoints: the fit's person size, the regressor's crop, the evaluation
+protocol's box, boxes from user keypoints and the synthetic scenes all start from `box_around`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def box_around(points: torch.Tensor, seen: torch.Tensor | None = None) -> torch.Tensor:
+    """The tight box around the seen points: (..., K, 2) pixels, (..., K) bool (None: all seen)
+    -> (..., 4). Where no point is seen the box is inside out (x1 = y1 = +max, x2 = y2 = -max)."""
+    if seen is None:
+        return torch.cat((points.amin(-2), points.amax(-2)), -1)
+    big = torch.finfo(points.dtype).max
+    lo = torch.where(seen[..., None], points, big).amin(-2)
+    hi = torch.where(seen[..., None], points, -big).amax(-2)
+    return torch.cat((lo, hi), -1)
+
+
+def grow_box(box: torch.Tensor, margin: float, min_pad: float = 0.0) -> torch.Tensor:
+    """(..., 4) -> the box grown on each side by `margin` times its width (height), and by at
+    least `min_pad` pixels."""
+    pad = (box[..., 2:] - box[..., :2]) * margin
+    if min_pad:
+        pad = pad.clamp_min(min_pad)
+    return torch.cat((box[..., :2] - pad, box[..., 2:] + pad), -1)
+
+
+def box_size(box: torch.Tensor) -> torch.Tensor:
+    """(..., 4) -> (...) the longer side."""
+    return (box[..., 2:] - box[..., :2]).amax(-1)
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box (4,) with each of boxes (N, 4) -> (N,); empty boxes have area 0."""
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = w * h
+
+    def area(b: np.ndarray) -> np.ndarray:
+        return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+
+    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)

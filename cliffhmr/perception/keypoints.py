@@ -1,0 +1,64 @@
+"""2D keypoints as every stage passes them: COCO-17 order, (..., 17, 3) x, y, confidence.
+
+Pixels are continuous image coordinates (see `geometry.camera`): the image covers [0, W] x [0, H]
+and pixel (i, j) has its centre at (i + 0.5, j + 0.5). Confidence 0 means missing. BlazePose
+(`blazepose`), keypoint files made elsewhere (`keypoint_files`) and the body models all give
+keypoints in this order; the fit and the initial estimate read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+COCO17_NAMES: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+
+@dataclass
+class Keypoints:
+    """Keypoints of N people, rows aligned with the boxes they came from.
+
+    coco:  (N, 17, 3) float32 -- x, y in full-image pixels and confidence in [0, 1], COCO-17 order
+    world: (N, 17, 3) float32 metric 3D (metres; hip-centred, camera-aligned axes: x image right,
+           y image down, z away from the camera -- see `blazepose`) or None when not
+           available (e.g. keypoints loaded from JSON)
+    score: (N,) float32 per-person pose presence probability, or None when not available
+    """
+
+    coco: np.ndarray
+    world: np.ndarray | None = None
+    score: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.coco.shape[0])
+
+
+def outside_missing(keypoints: np.ndarray, width: float, height: float) -> np.ndarray:
+    """(..., 3) x, y, confidence -> a copy with confidence 0 (missing) for the keypoints outside
+    the image [0, W] x [0, H] or not finite: whoever placed them there, it was a guess."""
+    kp = np.array(keypoints, dtype=np.float64)
+    x, y = kp[..., 0], kp[..., 1]
+    with np.errstate(invalid="ignore"):
+        inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
+    kp[..., 2] = np.where(inside & np.isfinite(kp[..., 2]), kp[..., 2], 0.0)
+    return as_float32(kp)
+
+
+def as_float32(keypoints) -> np.ndarray:
+    """Keypoints as float32, quietly: a coordinate beyond its range (1e39) becomes inf, outside
+    every image and so missing, instead of an overflow warning beside the result."""
+    with np.errstate(over="ignore"):
+        return np.asarray(keypoints, dtype=np.float64).astype(np.float32)
+
+
+def sanitize_keypoints(keypoints: torch.Tensor) -> torch.Tensor:
+    """(P, 17, 3) -> a float copy where keypoints with non-finite values are missing (all zero)."""
+    kp = keypoints.detach().float().clone()
+    kp[~torch.isfinite(kp).all(-1)] = 0.0
+    return kp
