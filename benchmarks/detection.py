@@ -41,23 +41,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # this tree's cliffhmr, also when another checkout is pip-installed
     sys.path.insert(0, str(ROOT))
+from cliffhmr.detect import box_iou  # noqa: E402  (after the path above)
+
 FIXTURE = ROOT / "benchmarks" / "fixtures" / "detection"
 KINDS = ("upright", "behind", "lying", "sitting")
 SIZE_BINS = ((0.05, 0.10), (0.10, 0.25), (0.25, 0.50), (0.50, 1.01))
 IOU_HIT = 0.5
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 4) x (M, 4) boxes -> (N, M) IoU."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
 def match(dets: np.ndarray, truth: np.ndarray, ignore: np.ndarray | None = None) -> tuple[np.ndarray, int]:
@@ -69,11 +58,11 @@ def match(dets: np.ndarray, truth: np.ndarray, ignore: np.ndarray | None = None)
     order = np.argsort(-dets[:, 4], kind="stable") if len(dets) else []
     for i in order:
         d = dets[i : i + 1, :4].astype(float)
-        ious = iou_matrix(d, truth)[0]
+        ious = box_iou(d, truth)[0]
         ious[hit] = -1
         if len(ious) and ious.max() >= IOU_HIT:
             hit[int(ious.argmax())] = True
-        elif len(ignore) and iou_matrix(d, ignore).max() >= 0.3:
+        elif len(ignore) and box_iou(d, ignore).max() >= 0.3:
             continue
         else:
             fp += 1

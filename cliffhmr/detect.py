@@ -106,6 +106,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4+) x (M, 4+) boxes [x1, y1, x2, y2, ...] -> (N, M) intersection over union."""
+    a, b = np.asarray(a, np.float64).reshape(-1, a.shape[-1])[:, :4], np.asarray(b, np.float64).reshape(-1, b.shape[-1])[:, :4]
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = w * h
+    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
+
+
 def sort_people(boxes: np.ndarray) -> np.ndarray:
     """Order (N, 5) ``[x1, y1, x2, y2, score]`` rows by prominence, most prominent first.
 

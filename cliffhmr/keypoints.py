@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .body.base import COCO17_NAMES  # noqa: F401  (re-exported: the one definition of the COCO-17 order)
-from .detect import ASSETS, _ort_session, as_rgb_uint8
+from .detect import ASSETS, _ort_session, as_rgb_uint8, box_iou
 from .errors import CliffError
 from .jsonio import read_json_file
 from .leftright import mirror_world, mirrored_against, swap_left_right
@@ -172,14 +172,6 @@ def _pose_anchors() -> np.ndarray:
         grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
         centres.append(np.repeat(grid, per_cell, axis=0))
     return np.concatenate(centres).astype(np.float64)
-
-
-def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = w * h
-    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
 
 
 def outside_missing(keypoints: np.ndarray, width: float, height: float) -> np.ndarray:
@@ -318,7 +310,7 @@ class PoseEstimator:
         order = np.argsort(-sc)
         dets = []
         while order.size:
-            iou = _box_iou(faces[order[0]], faces[order])
+            iou = box_iou(faces[order[0]][None], faces[order])[0]
             cluster = order[iou > _DET_NMS_IOU]
             w = sc[cluster][:, None]
             face = (faces[cluster] * w).sum(0) / w.sum()
