@@ -1,0 +1,154 @@
+"""Video in (cliffhmr/video.py): files written here with PyAV directly, at known times; folders of
+numbered frames; damaged files. The whole video path through the CLI is further below."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cliffhmr.errors import CliffError
+from cliffhmr.video import FrameRange, Reader, Writer, numbered_frames
+
+
+def write_video(path, times, size=(64, 48), codec="libx264", faststart=False, frames=None):
+    """A video whose frame i is shown at times[i] seconds, written with PyAV's own API (not the
+    package's writer); frame i's pixels are `frames[i]` or noise about brightness 20 + 10 * i."""
+    import av
+
+    options = {"movflags": "faststart"} if faststart else {}
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            if frames is None:
+                pixels = np.clip(rng.normal(20 + 10 * i, 6, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+            else:
+                pixels = frames[i]
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_variable_frame_rate_times_are_kept(tmp_path):
+    times = [0.0, 0.033, 0.1, 0.133, 0.3, 0.31, 0.5]
+    reader = Reader(write_video(tmp_path / "vfr.mp4", times))
+    assert (reader.info.width, reader.info.height, reader.info.frame_count) == (64, 48, 7)
+    frames = list(reader.frames())
+    assert [f.index for f in frames] == list(range(7))
+    np.testing.assert_allclose([f.time for f in frames], times, atol=1e-6)
+    brightness = [f.pixels.mean() for f in frames]
+    np.testing.assert_allclose(brightness, 20 + 10 * np.arange(7), atol=3)  # decoded in order, right frames
+    assert frames[0].pixels.shape == (48, 64, 3) and frames[0].pixels.dtype == np.uint8
+    assert reader.truncated is None
+
+
+def test_every_start_and_end_choose_frames_by_time(tmp_path):
+    reader = Reader(write_video(tmp_path / "clip.webm", [i / 10 for i in range(30)], codec="libvpx-vp9"))
+    chosen = [f.index for f in reader.frames(FrameRange(every=3, start=0.5, end=2.05))]
+    assert chosen == [5, 8, 11, 14, 17, 20]  # 0.5 s <= time < 2.05 s, then every third, numbered as in the file
+    assert [f.index for f in reader.frames(FrameRange(start=2.75))] == [28, 29]
+    for bad in (dict(every=0), dict(every=1.5), dict(start=-1), dict(start=2, end=1), dict(end=float("nan"))):
+        with pytest.raises(CliffError):
+            FrameRange(**bad)
+
+
+def test_a_cut_off_file_gives_the_frames_before_the_cut_and_says_so(tmp_path):
+    rng = np.random.default_rng(1)
+    noise = [np.clip(rng.normal(40 + 5 * i, 25, (96, 128, 3)), 0, 255).astype(np.uint8) for i in range(24)]  # hard to compress
+    whole = write_video(tmp_path / "whole.mp4", [i / 30 for i in range(24)], size=(128, 96), faststart=True, frames=noise)
+    data = whole.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 6 // 10])
+    reader = Reader(tmp_path / "cut.mp4")
+    frames = list(reader.frames())
+    assert 5 < len(frames) < 24
+    # The frames that came are the file's first ones.
+    np.testing.assert_allclose([f.pixels.mean() for f in frames], [n.mean() for n in noise[: len(frames)]], atol=3)
+    assert reader.truncated and f"(frame {len(frames) - 1}) of the 0.80 s it declares" in reader.truncated
+    # An MP4 cut before its index (written at the end) holds nothing to read: one clear line.
+    plain = write_video(tmp_path / "plain.mp4", [i / 30 for i in range(60)]).read_bytes()
+    (tmp_path / "cut2.mp4").write_bytes(plain[: len(plain) // 2])
+    with pytest.raises(CliffError, match="cut2.mp4: not a readable video"):
+        Reader(tmp_path / "cut2.mp4")
+
+
+def test_not_videos_are_refused_in_one_line(tmp_path):
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(CliffError, match="notes.mp4: not a readable video"):
+        Reader(tmp_path / "notes.mp4")
+    with pytest.raises(CliffError, match="no such video file"):
+        Reader(tmp_path / "missing.mp4")
+    with pytest.raises(CliffError, match="--fps"):
+        Reader(tmp_path)  # a folder needs its frame rate
+
+
+def test_a_folder_of_numbered_frames_is_read_in_number_order(tmp_path):
+    for n in (10, 2, 1, 100):
+        Image.fromarray(np.full((20, 30, 3), n, np.uint8)).save(tmp_path / f"frame_{n}.png")
+    assert [p.stem for p in numbered_frames(tmp_path)] == ["frame_1", "frame_2", "frame_10", "frame_100"]
+    reader = Reader(tmp_path, fps=25)
+    frames = list(reader.frames(FrameRange(every=2)))
+    assert [(f.index, f.time, int(f.pixels[0, 0, 0]), f.path.name) for f in frames] == [
+        (0, 0.0, 1, "frame_1.png"), (2, 0.08, 10, "frame_10.png")]  # fmt: skip
+    Image.fromarray(np.zeros((21, 30, 3), np.uint8)).save(tmp_path / "frame_200.png")
+    with pytest.raises(CliffError, match="frame_200.png: 30x21 frame in a 30x20 sequence"):
+        list(Reader(tmp_path, fps=25).frames())
+
+
+def test_the_writer_keeps_times_and_pads_odd_sizes(tmp_path):
+    times = [0.0, 0.04, 0.2, 0.21, 0.5]
+    writer = Writer(tmp_path / "out.mp4", 65, 47, fps=25)
+    for i, t in enumerate(times):
+        writer.write(np.full((47, 65, 3), 40 * i, np.uint8), t)
+    writer.close()
+    frames = list(Reader(tmp_path / "out.mp4").frames())
+    np.testing.assert_allclose([f.time for f in frames], times, atol=1e-4)
+    assert frames[0].pixels.shape == (48, 66, 3)
+    np.testing.assert_allclose([f.pixels[:47, :65].mean() for f in frames], 40 * np.arange(5), atol=2)
+
+
+def test_garbage_inside_a_file_ends_it_with_one_line_after_the_good_frames(tmp_path):
+    from cliffhmr.video import VideoDamaged
+
+    rng = np.random.default_rng(2)
+    noise = [np.clip(rng.normal(40 + 5 * i, 25, (96, 128, 3)), 0, 255).astype(np.uint8) for i in range(24)]
+    data = bytearray(write_video(tmp_path / "w.mp4", [i / 30 for i in range(24)], size=(128, 96), faststart=True, frames=noise).read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 3000] = rng.integers(0, 255, 3000, dtype=np.uint8).tobytes()
+    (tmp_path / "bad.mp4").write_bytes(bytes(data))
+    got = []
+    with pytest.raises(VideoDamaged, match=r"bad.mp4: damaged after frame \d+ \(0\.\d\d s\)") as e:
+        for frame in Reader(tmp_path / "bad.mp4").frames():
+            got.append(frame)
+    assert 3 < len(got) < 24 and f"after frame {len(got) - 1} " in str(e.value)
+    np.testing.assert_allclose([f.pixels.mean() for f in got], [n.mean() for n in noise[: len(got)]], atol=3)
+
+
+def test_a_rotated_phone_video_comes_out_upright(tmp_path):
+    """A stream stored landscape with a display matrix turning it 90 degrees counter-clockwise
+    (as phones store portrait video): frames come out portrait, turned as the matrix says."""
+    import av
+
+    with av.open(str(tmp_path / "phone.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(90)
+        for _ in range(2):
+            pixels = np.zeros((48, 64, 3), np.uint8)
+            pixels[:16, :16] = 255  # a mark in the stored frame's top-left corner
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    reader = Reader(tmp_path / "phone.mp4")
+    assert (reader.info.width, reader.info.height) == (48, 64)
+    frame = next(iter(reader.frames()))
+    rows, cols = np.nonzero(frame.pixels[..., 0] > 128)
+    assert frame.pixels.shape == (64, 48, 3) and rows.min() >= 48 and cols.max() < 16  # top-left turned to bottom-left
