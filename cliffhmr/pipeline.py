@@ -37,7 +37,7 @@ class Person:
     betas: np.ndarray  # (S,) shape coefficients of the body model
     pred_cam: np.ndarray  # (3,) crop weak-perspective camera (s, tx, ty)
     transl: np.ndarray  # (3,) body translation in the camera frame ("global_t")
-    vertices: np.ndarray  # (V, 3) camera frame, translation applied
+    vertices: np.ndarray | None  # (V, 3) camera frame, translation applied; None in video results (rebuilt when drawn)
     joints: np.ndarray  # (K, 3) body-model joints then COCO-17 keypoints, camera frame
     keypoints_2d: np.ndarray  # (K, 2) `joints` projected into the image
     detected_keypoints: np.ndarray | None = None  # (17, 3) 2D keypoints the fit used (x, y, confidence)
@@ -97,7 +97,9 @@ def single_threaded():
         torch.set_num_threads(before)
 
 
-class _Timer:
+class StageTimer:
+    """Seconds spent per named stage, summed over every `with timer("stage"):` block."""
+
     def __init__(self):
         self.seconds: dict[str, float] = {}
 
@@ -170,9 +172,9 @@ class Predictor:
         or None to estimate them; without boxes, each person's box is their keypoints' extent.
         keypoints_source names the keypoints in error messages (e.g. their file).
         """
-        timer = _Timer()
+        timer = StageTimer()
         image = source if isinstance(source, LoadedImage) else load_image(source)
-        K = _choose_intrinsics(image, intrinsics, focal)
+        K = choose_intrinsics(image.width, image.height, intrinsics, focal, image.focal_35mm)
         name = str(image.path) if image.path else "image"
 
         if keypoints is not None:
@@ -263,7 +265,7 @@ class Predictor:
         from .fit import fit_people
         from .regressor import initial_estimate
 
-        timer = timer or _Timer()
+        timer = timer or StageTimer()
         config = config or FitConfig(iterations=self.config.fit_iterations)
         if min_confidence is not None:
             config = replace(config, min_confidence=min_confidence)
@@ -294,16 +296,18 @@ class Predictor:
         return self.body.faces.cpu().numpy()
 
 
-def _choose_intrinsics(image: LoadedImage, intrinsics, focal) -> camera.Intrinsics:
-    w, h = image.width, image.height
+def choose_intrinsics(width: int, height: int, intrinsics=None, focal=None, focal_35mm: float | None = None) -> camera.Intrinsics:
+    """The camera of a width x height picture: the given intrinsics, else the focal length in
+    pixels, else the 35 mm-equivalent one (EXIF), else CLIFF's default (f = the diagonal)."""
+    w, h = width, height
     if intrinsics is not None:
         if not isinstance(intrinsics, camera.Intrinsics):
             raise CliffError(f"intrinsics must be a camera.Intrinsics(fx, fy, cx, cy), got {type(intrinsics).__name__}")
         return intrinsics
     if focal is not None:
         return camera.Intrinsics.from_focal(camera.check_focal(focal), w, h)
-    if image.focal_35mm is not None:
-        return camera.Intrinsics.from_35mm(image.focal_35mm, w, h)
+    if focal_35mm is not None:
+        return camera.Intrinsics.from_35mm(focal_35mm, w, h)
     return camera.Intrinsics.default(w, h)
 
 

@@ -152,3 +152,129 @@ def test_a_rotated_phone_video_comes_out_upright(tmp_path):
     frame = next(iter(reader.frames()))
     rows, cols = np.nonzero(frame.pixels[..., 0] > 128)
     assert frame.pixels.shape == (64, 48, 3) and rows.min() >= 48 and cols.max() < 16  # top-left turned to bottom-left
+
+
+# --------------------------------------------------------------------------- the video path through the CLI
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from conftest import assert_one_line_error, run  # noqa: E402
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def _astronaut(shift: int) -> np.ndarray:
+    """The bundled astronaut photo at 256x256, moved `shift` pixels to the right (a real person)."""
+    image = np.asarray(Image.open(EXAMPLES / "astronaut.jpg").convert("RGB").resize((256, 256)))
+    return np.roll(image, shift, axis=1)
+
+
+def _blank(value: int = 128, size=(256, 256)) -> np.ndarray:
+    return np.full((*size, 3), value, np.uint8)
+
+
+def test_a_person_after_empty_frames_and_missed_once_keeps_one_id(tmp_path, capsys):
+    """Frames: nobody, nobody, the astronaut, again, nobody (a frame the detector misses), the
+    astronaut twice more, moving right. One track, first seen at frame 2, its ID kept across the
+    gap; rows only where she is; every frame in the overlay video, she drawn where she is."""
+    frames = [_blank(), _blank(), _astronaut(0), _astronaut(3), _blank(), _astronaut(9), _astronaut(12)]
+    clip = write_video(tmp_path / "clip.mp4", [i / 10 for i in range(7)], size=(256, 256), frames=frames)
+    out = tmp_path / "out"
+    code, io = run(["predict", clip, "--out", out, "--fit-iterations", 60], capsys)
+    assert code == 0, io.err
+    assert "clip.mp4: 7 frames, 1 person followed (fit, anny)" in io.out
+    assert sorted(p.name for p in out.iterdir()) == ["clip.json", "clip.npz", "clip_overlay.mp4"]
+    d = np.load(out / "clip.npz")
+    np.testing.assert_array_equal(d["frame"], [2, 3, 5, 6])
+    np.testing.assert_allclose(d["time"], [0.2, 0.3, 0.5, 0.6], atol=1e-6)
+    assert len(set(d["track_id"].tolist())) == 1
+    np.testing.assert_array_equal(d["processed_frames"], np.arange(7))
+    assert "vertices" not in d and d["pred_joints"].shape == (4, 37, 3) and d["detected_keypoints"].shape == (4, 17, 3)
+    np.testing.assert_array_equal(d["detection_all"][:, 0], [2, 3, 5, 6])
+    assert (d["quality"] > 0.5).all()
+    assert np.ptp(d["shape"], axis=0).max() == 0  # one shape for the track
+    summary = json.loads((out / "clip.json").read_text())
+    assert summary["frames_processed"] == 7 and summary["damage"] is None
+    (track,) = summary["tracks"]
+    assert (track["frames"], track["first_frame"], track["last_frame"]) == (4, 2, 6)
+    overlay = list(Reader(out / "clip_overlay.mp4").frames())
+    np.testing.assert_allclose([f.time for f in overlay], [i / 10 for i in range(7)], atol=1e-4)
+    source = list(Reader(clip).frames())
+    drawn = [(np.abs(f.pixels.astype(int) - s.pixels.astype(int)).max(-1) > 40).mean() for f, s in zip(overlay, source)]
+    assert max(drawn[i] for i in (0, 1, 4)) < 0.001 and min(drawn[i] for i in (2, 3, 5, 6)) > 0.05  # meshes only where she is
+
+
+def test_a_video_with_nobody_gives_empty_valid_outputs(tmp_path, capsys):
+    clip = write_video(tmp_path / "empty.webm", [0.0, 0.1, 0.2], codec="libvpx-vp9", frames=[_blank(90, (48, 64))] * 3)
+    out = tmp_path / "out"
+    code, io = run(["predict", clip, "--out", out], capsys)
+    assert code == 0, io.err
+    assert "empty.webm: 3 frames, 0 people followed" in io.out
+    d = np.load(out / "empty.npz")
+    assert d["global_t"].shape == (0, 3) and d["frame"].shape == (0,) and len(d["processed_frames"]) == 3
+    assert json.loads((out / "empty.json").read_text())["tracks"] == []
+    assert len(list(Reader(out / "empty_overlay.mp4").frames())) == 3
+
+
+def test_a_damaged_video_keeps_the_frames_before_the_damage_and_exits_2(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    noise = [np.clip(rng.normal(60, 30, (96, 128, 3)), 0, 255).astype(np.uint8) for _ in range(24)]
+    data = bytearray(write_video(tmp_path / "w.mp4", [i / 30 for i in range(24)], size=(128, 96), faststart=True, frames=noise).read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 3000] = rng.integers(0, 255, 3000, dtype=np.uint8).tobytes()
+    (tmp_path / "bad.mp4").write_bytes(bytes(data))
+    out = tmp_path / "out"
+    code, io = run(["predict", tmp_path / "bad.mp4", "--out", out], capsys)
+    assert_one_line_error(code, io.err, "bad.mp4: damaged after frame", "the results hold the")
+    n = int(io.err.split("the results hold the ")[1].split()[0])
+    assert 3 < n < 24
+    d = np.load(out / "bad.npz")
+    np.testing.assert_array_equal(d["processed_frames"], np.arange(n))
+    assert len(list(Reader(out / "bad_overlay.mp4").frames())) == n
+    assert json.loads((out / "bad.json").read_text())["damage"].startswith(str(tmp_path / "bad.mp4"))
+    # Cut off: the same, the line saying where it ended.
+    whole = write_video(tmp_path / "whole.mp4", [i / 30 for i in range(24)], size=(128, 96), faststart=True, frames=noise).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[: len(whole) * 6 // 10])
+    code, io = run(["predict", tmp_path / "cut.mp4", "--out", out, "--no-render"], capsys)
+    assert_one_line_error(code, io.err, "cut.mp4: ended at", "cut off?", "the results hold the")
+    assert sorted(p.name for p in out.iterdir() if p.stem.startswith("cut")) == ["cut.json", "cut.npz"]
+
+
+def test_variable_frame_rate_and_chosen_frames_reach_the_results(tmp_path, capsys):
+    times = [0.0, 0.05, 0.1, 0.3, 0.32, 0.6, 0.61, 0.9]
+    clip = write_video(tmp_path / "vfr.mp4", times, frames=[_blank(40 + 10 * i, (48, 64)) for i in range(8)])
+    out = tmp_path / "out"
+    code, io = run(["predict", clip, "--out", out], capsys)
+    assert code == 0, io.err
+    d = np.load(out / "vfr.npz")
+    np.testing.assert_allclose(d["processed_times"], times, atol=1e-6)
+    np.testing.assert_allclose([f.time for f in Reader(out / "vfr_overlay.mp4").frames()], times, atol=1e-4)
+    code, io = run(["predict", clip, "--out", out, "--start", "0.08", "--end", "0.7", "--every", "2", "--no-render"], capsys)
+    assert code == 0, io.err
+    np.testing.assert_array_equal(np.load(out / "vfr.npz")["processed_frames"], [2, 4, 6])  # 0.1, 0.32, 0.61 s
+    assert not (out / "vfr_overlay.mp4").exists()  # the rerun's set replaces the earlier one
+    # A folder of numbered frames at --fps is one video too.
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(_blank(50 * i, (32, 40))).save(folder / f"f{i + 1}.png")
+    code, io = run(["predict", folder, "--fps", "4", "--out", out], capsys)
+    assert code == 0, io.err
+    np.testing.assert_allclose(np.load(out / "frames.npz")["processed_times"], [0, 0.25, 0.5])
+
+
+def test_video_arguments_that_make_no_sense_get_one_line(tmp_path, capsys):
+    clip = write_video(tmp_path / "c.mp4", [0.0, 0.1])
+    photo = tmp_path / "p.png"
+    Image.fromarray(_blank()).save(photo)
+    out = tmp_path / "out"
+    for args, words in [
+        ([clip, "--every", "0"], ["--every"]),
+        ([clip, "--start", "2", "--end", "1"], ["--end"]),
+        ([clip, "--fps", "25"], ["--fps is for a folder of frames"]),
+        ([photo, "--every", "2"], ["choose frames of a video"]),
+        ([clip, "--boxes", photo], ["--boxes and --keypoints are for photos"]),
+        ([tmp_path / "missing.mp4"], ["no such video file"]),
+    ]:
+        code, io = run(["predict", *args, "--out", out], capsys)
+        assert_one_line_error(code, io.err, *words)
