@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--start", type=float, default=0.0, help="first time to process, seconds (default 0)")
     v.add_argument("--end", type=float, help="process frames before this time, seconds (default: to the end)")
     p.add_argument("--no-render", action="store_true", help="skip the overlay and side-view images (video: the overlay video)")
-    p.add_argument("--no-mesh", action="store_true", help="skip the OBJ/GLB files")
+    p.add_argument("--no-mesh", action="store_true", help="skip the OBJ/GLB files (video: the animated GLB and BVH per track)")
     p.add_argument("--profile", action="store_true", help="print the time spent in each stage")
 
     a = sub.add_parser("annotate", help="CLIFF+ annotator: photos -> a training dataset (SPIN/CLIFF npz) with pseudo ground truth")
@@ -164,7 +164,8 @@ def video_command(args) -> int:
     predictor = _predictor(args, refine=False)
     result = run_sequence(predictor, reader, chosen, intrinsics=args.intrinsics, focal=args.focal, progress=True)
     stem = Path(args.input).stem if Path(args.input).is_file() else Path(args.input).name
-    _, removed = write_video_outputs(result, predictor.body, reader, chosen, args.out, stem, render=not args.no_render, progress=True)
+    _, removed = write_video_outputs(result, predictor.body, reader, chosen, args.out, stem, render=not args.no_render,
+                                     animations=not args.no_mesh, progress=True)  # fmt: skip
     tracks = len({t for row in result.people for t, _ in row})
     note = f" (removed {', '.join(p.name for p in removed)}, left from an earlier run)" if removed else ""
     print(f"{Path(args.input).name}: {len(result.frames)} frames, {_people(tracks)} followed ({result.method}, {result.body_model}) -> {args.out}{note}")

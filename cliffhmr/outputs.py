@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .atomic import all_or_none
-from .export import save_glb, save_json, save_npz, save_obj, save_png
+from .export import Motion, save_animation, save_glb, save_json, save_npz, save_obj, save_png
 from .pipeline import ImageResult, Person, single_threaded
 
 NPZ_KEYS = {
@@ -174,7 +174,7 @@ VIDEO_NPZ_KEYS = {
     "processed_times": "(M,) their times, seconds",
     "fps": "() the video's average frame rate",
 }
-VIDEO_FILES = r"(\.npz|\.json|_overlay\.mp4)"
+VIDEO_FILES = r"(\.npz|\.json|_overlay\.mp4|_track\d+\.(glb|bvh))"
 
 
 def video_arrays(result) -> dict[str, np.ndarray]:
@@ -276,8 +276,31 @@ def render_video(result, body, reader, chosen, path: Path, progress: bool = Fals
             writer.close()
 
 
+def track_motions(result, body) -> dict[int, Motion]:
+    """Each track's motion (`export.Motion`) over the frames it was seen in, at its shape (the
+    first frame's, which in tracked results is every frame's)."""
+    import torch
+
+    seen: dict[int, list] = {}
+    for f, row in zip(result.frames, result.people):
+        for track, p in row:
+            seen.setdefault(track, []).append((f, p))
+    faces = body.faces.cpu().numpy()
+    weights = body.weights.detach().cpu().numpy()
+    motions = {}
+    for track, rows in sorted(seen.items()):
+        betas = torch.as_tensor(rows[0][1].betas)[None].float()
+        with torch.no_grad():
+            rest = body(torch.eye(3).expand(1, body.num_joints, 3, 3), betas)
+        motions[track] = Motion(
+            rest.vertices[0].numpy(), rest.joints[0].numpy(), faces, weights, list(body.parents), list(body.joint_names),
+            np.stack([p.rotmat for _, p in rows]), np.stack([p.transl for _, p in rows]), np.array([f.time for f, _ in rows]),
+        )  # fmt: skip
+    return motions
+
+
 def write_video_outputs(result, body, reader, chosen, out_dir: str | Path, stem: str, render: bool = True,
-                        progress: bool = False) -> tuple[list[Path], list[Path]]:  # fmt: skip
+                        animations: bool = True, progress: bool = False) -> tuple[list[Path], list[Path]]:  # fmt: skip
     """Every file for one video -> (paths written, stale paths of an earlier run removed)."""
     out_dir = Path(out_dir)
     written = [out_dir / f"{stem}.npz", out_dir / f"{stem}.json"]
@@ -289,6 +312,10 @@ def write_video_outputs(result, body, reader, chosen, out_dir: str | Path, stem:
             result.timings["render"] = time.perf_counter() - start
         start = time.perf_counter()
         save_npz(written[0], video_arrays(result))
+        if animations:
+            for track, motion in track_motions(result, body).items():
+                written += [out_dir / f"{stem}_track{track}.glb", out_dir / f"{stem}_track{track}.bvh"]
+                save_animation(written[-2], written[-1], motion)
         result.timings["export"] = time.perf_counter() - start
         save_json(written[1], video_summary(result, chosen))
     removed = sorted(set(result_set(out_dir, stem, VIDEO_FILES)) - set(written))

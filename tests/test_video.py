@@ -1,7 +1,7 @@
 """Video in (cliffhmr/video.py): files written here with PyAV directly, at known times; folders of
 numbered frames; damaged files. The whole video path through the CLI is further below."""
 
-from fractions import Fraction
+import json
 
 import numpy as np
 import pytest
@@ -9,32 +9,7 @@ from PIL import Image
 
 from cliffhmr.errors import CliffError
 from cliffhmr.video import FrameRange, Reader, Writer, numbered_frames
-
-
-def write_video(path, times, size=(64, 48), codec="libx264", faststart=False, frames=None):
-    """A video whose frame i is shown at times[i] seconds, written with PyAV's own API (not the
-    package's writer); frame i's pixels are `frames[i]` or noise about brightness 20 + 10 * i."""
-    import av
-
-    options = {"movflags": "faststart"} if faststart else {}
-    rng = np.random.default_rng(0)
-    with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream(codec, rate=30)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
-        for i, t in enumerate(times):
-            if frames is None:
-                pixels = np.clip(rng.normal(20 + 10 * i, 6, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-            else:
-                pixels = frames[i]
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+from conftest import assert_one_line_error, blank_frame, run, write_video
 
 
 def test_variable_frame_rate_times_are_kept(tmp_path):
@@ -156,39 +131,18 @@ def test_a_rotated_phone_video_comes_out_upright(tmp_path):
 
 # --------------------------------------------------------------------------- the video path through the CLI
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from conftest import assert_one_line_error, run  # noqa: E402
-
-EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def _astronaut(shift: int) -> np.ndarray:
-    """The bundled astronaut photo at 256x256, moved `shift` pixels to the right (a real person)."""
-    image = np.asarray(Image.open(EXAMPLES / "astronaut.jpg").convert("RGB").resize((256, 256)))
-    return np.roll(image, shift, axis=1)
-
-
-def _blank(value: int = 128, size=(256, 256)) -> np.ndarray:
-    return np.full((*size, 3), value, np.uint8)
-
-
-def test_a_person_after_empty_frames_and_missed_once_keeps_one_id(tmp_path, capsys):
-    """Frames: nobody, nobody, the astronaut, again, nobody (a frame the detector misses), the
-    astronaut twice more, moving right. One track, first seen at frame 2, its ID kept across the
-    gap; rows only where she is; every frame in the overlay video, she drawn where she is."""
-    frames = [_blank(), _blank(), _astronaut(0), _astronaut(3), _blank(), _astronaut(9), _astronaut(12)]
-    clip = write_video(tmp_path / "clip.mp4", [i / 10 for i in range(7)], size=(256, 256), frames=frames)
-    out = tmp_path / "out"
-    code, io = run(["predict", clip, "--out", out, "--fit-iterations", 60], capsys)
-    assert code == 0, io.err
-    assert "clip.mp4: 7 frames, 1 person followed (fit, anny)" in io.out
-    assert sorted(p.name for p in out.iterdir()) == ["clip.json", "clip.npz", "clip_overlay.mp4"]
+def test_a_person_after_empty_frames_and_missed_once_keeps_one_id(astronaut_clip):
+    """One track, first seen at frame 2, its ID kept across the missed frame; rows only where she
+    is; every frame in the overlay video, she drawn where she is."""
+    frames, clip, out, stdout = astronaut_clip
+    assert "clip.mp4: 7 frames, 1 person followed (fit, anny)" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["clip.json", "clip.npz", "clip_overlay.mp4", "clip_track0.bvh", "clip_track0.glb"]
     d = np.load(out / "clip.npz")
     np.testing.assert_array_equal(d["frame"], [2, 3, 5, 6])
     np.testing.assert_allclose(d["time"], [0.2, 0.3, 0.5, 0.6], atol=1e-6)
-    assert len(set(d["track_id"].tolist())) == 1
+    assert set(d["track_id"].tolist()) == {0}
     np.testing.assert_array_equal(d["processed_frames"], np.arange(7))
     assert "vertices" not in d and d["pred_joints"].shape == (4, 37, 3) and d["detected_keypoints"].shape == (4, 17, 3)
     np.testing.assert_array_equal(d["detection_all"][:, 0], [2, 3, 5, 6])
@@ -206,7 +160,7 @@ def test_a_person_after_empty_frames_and_missed_once_keeps_one_id(tmp_path, caps
 
 
 def test_a_video_with_nobody_gives_empty_valid_outputs(tmp_path, capsys):
-    clip = write_video(tmp_path / "empty.webm", [0.0, 0.1, 0.2], codec="libvpx-vp9", frames=[_blank(90, (48, 64))] * 3)
+    clip = write_video(tmp_path / "empty.webm", [0.0, 0.1, 0.2], codec="libvpx-vp9", frames=[blank_frame(90, (48, 64))] * 3)
     out = tmp_path / "out"
     code, io = run(["predict", clip, "--out", out], capsys)
     assert code == 0, io.err
@@ -242,7 +196,7 @@ def test_a_damaged_video_keeps_the_frames_before_the_damage_and_exits_2(tmp_path
 
 def test_variable_frame_rate_and_chosen_frames_reach_the_results(tmp_path, capsys):
     times = [0.0, 0.05, 0.1, 0.3, 0.32, 0.6, 0.61, 0.9]
-    clip = write_video(tmp_path / "vfr.mp4", times, frames=[_blank(40 + 10 * i, (48, 64)) for i in range(8)])
+    clip = write_video(tmp_path / "vfr.mp4", times, frames=[blank_frame(40 + 10 * i, (48, 64)) for i in range(8)])
     out = tmp_path / "out"
     code, io = run(["predict", clip, "--out", out], capsys)
     assert code == 0, io.err
@@ -257,7 +211,7 @@ def test_variable_frame_rate_and_chosen_frames_reach_the_results(tmp_path, capsy
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(3):
-        Image.fromarray(_blank(50 * i, (32, 40))).save(folder / f"f{i + 1}.png")
+        Image.fromarray(blank_frame(50 * i, (32, 40))).save(folder / f"f{i + 1}.png")
     code, io = run(["predict", folder, "--fps", "4", "--out", out], capsys)
     assert code == 0, io.err
     np.testing.assert_allclose(np.load(out / "frames.npz")["processed_times"], [0, 0.25, 0.5])
@@ -266,7 +220,7 @@ def test_variable_frame_rate_and_chosen_frames_reach_the_results(tmp_path, capsy
 def test_video_arguments_that_make_no_sense_get_one_line(tmp_path, capsys):
     clip = write_video(tmp_path / "c.mp4", [0.0, 0.1])
     photo = tmp_path / "p.png"
-    Image.fromarray(_blank()).save(photo)
+    Image.fromarray(blank_frame()).save(photo)
     out = tmp_path / "out"
     for args, words in [
         ([clip, "--every", "0"], ["--every"]),
