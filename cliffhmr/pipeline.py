@@ -237,6 +237,14 @@ class Predictor:
         transl = camera.cam_crop_to_full(out.cam.cpu(), center, b, focal, principal)
         return Estimate(out.rotmat.cpu(), out.betas.cpu(), transl), out.cam
 
+    def network_estimate(self, pixels: np.ndarray, boxes: np.ndarray, K: camera.Intrinsics, timer=None):
+        """The CLIFF network's estimate (`fit.Estimate`, full frame) of the people in `boxes` (P, 4+)
+        of an (H, W, 3) uint8 image seen by camera K."""
+        n = len(boxes)
+        center, scale = crop.box_to_center_scale(torch.as_tensor(np.asarray(boxes)[:, :4], dtype=torch.float32), rescale=self.config.rescale)
+        principal = torch.tensor([[K.cx, K.cy]]).expand(n, 2)
+        return self._run_network(LoadedImage(pixels, None, None), center, scale, torch.full((n,), K.focal), principal, timer or StageTimer())[0]
+
     def _run_fit(self, image, boxes, K, keypoints, timer, init=None) -> list[Person]:
         """Keypoints (estimated unless given) -> full-frame fit from `init`, or from the keypoint regressor's estimate."""
         with timer("keypoints"):

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .detect import box_iou
 from .fit import Estimate, FitConfig, warm_config
 from .leftright import consistent_left_right, mirror_world, swap_left_right
 from .pipeline import Person, Predictor, StageTimer, choose_intrinsics
@@ -66,6 +65,7 @@ class Observation:
     box: np.ndarray  # (5,) x1, y1, x2, y2, score
     keypoints: np.ndarray  # (17, 3) pixels + confidence
     world: np.ndarray | None  # (17, 3) metric landmarks
+    network: Estimate | None = None  # the CLIFF network's estimate (with --checkpoint): where a fit from scratch starts
 
 
 @dataclass
@@ -83,9 +83,10 @@ class SequenceResult:
     left_right_fixed: int = 0  # person-frames whose left and right the track exchanged
 
 
-def read_people(predictor: Predictor, reader: Reader, chosen: FrameRange, tracker: Tracker, timer: StageTimer,
+def read_people(predictor: Predictor, reader: Reader, chosen: FrameRange, tracker: Tracker, timer: StageTimer, K=None,
                 progress: bool = False) -> tuple[list[ProcessedFrame], list[Observation], str | None]:  # fmt: skip
-    """Pass 1 -> (processed frames, observations, the damage line or None)."""
+    """Pass 1 -> (processed frames, observations, the damage line or None). With a CLIFF network
+    in the predictor, each person's network estimate (camera K) is kept too (a few kB each)."""
     from tqdm import tqdm
 
     frames, observations, damage = [], [], None
@@ -99,11 +100,13 @@ def read_people(predictor: Predictor, reader: Reader, chosen: FrameRange, tracke
                 kp = predictor.keypoints(frame.pixels, boxes)
             with timer("tracking"):
                 ids = tracker.update(frame.time, boxes, kp.coco)
+            network = predictor.network_estimate(frame.pixels, boxes, K, timer) if predictor.network is not None and len(boxes) else None
             n = len(frames)
             frames.append(ProcessedFrame(frame.index, frame.time, frame.path))
             for i, track in enumerate(ids.tolist()):
                 world = None if kp.world is None else kp.world[i]
-                observations.append(Observation(n, track, boxes[i], kp.coco[i], world))
+                estimate = None if network is None else Estimate(network.rotmat[i : i + 1], network.betas[i : i + 1], network.transl[i : i + 1])
+                observations.append(Observation(n, track, boxes[i], kp.coco[i], world, estimate))
             bar.update()
     except VideoDamaged as e:
         damage = str(e)
@@ -197,7 +200,7 @@ def track_shapes(predictor: Predictor, K, observations: list[Observation], frame
     if not chosen:
         return {}
     boxes, keypoints, world = _stack(chosen)
-    people = predictor.fit(boxes, K, keypoints, world, min_confidence, timer=timer)
+    people = predictor.fit(boxes, K, keypoints, world, min_confidence, init=_network_start(chosen), timer=timer)
     shapes: dict[int, list[np.ndarray]] = {}
     for o, p in zip(chosen, people):
         shapes.setdefault(o.track, []).append(p.betas)
@@ -216,6 +219,11 @@ def along(start: Estimate, end: Estimate, s: float) -> Estimate:
 
 def _estimate(person: Person) -> Estimate:
     return Estimate(torch.as_tensor(person.rotmat)[None], torch.as_tensor(person.betas)[None], torch.as_tensor(person.transl)[None])
+
+
+def _network_start(group: list[Observation]) -> Estimate | None:
+    """The network's estimates of `group` as one start, or None (the keypoint regressor's then)."""
+    return _cat([o.network for o in group]) if all(o.network is not None for o in group) else None
 
 
 def _cat(estimates: list[Estimate]) -> Estimate:
@@ -247,7 +255,8 @@ def fit_tracks(predictor: Predictor, K, frames: list[ProcessedFrame], observatio
         boxes, keypoints, world = _stack(group)
         shape = torch.stack([shapes[o.track] for o in group]) if config.temporal else None
         expected = None if now is None else _cat([_predict(history[o.track], now, config.extrapolate) for o in group])
-        people = predictor.fit(boxes, K, keypoints, world, min_conf, init=expected, expected=expected, shape=shape,
+        start = expected if expected is not None else _network_start(group)
+        people = predictor.fit(boxes, K, keypoints, world, min_conf, init=start, expected=expected, shape=shape,
                                config=cfg, timer=timer)  # fmt: skip
         return {id(o): p for o, p in zip(group, people)}
 
@@ -356,12 +365,13 @@ def run_sequence(predictor: Predictor, video: str | Path | Reader, chosen: Frame
     info = reader.info
     K = choose_intrinsics(info.width, info.height, intrinsics, focal)
     start = clock.perf_counter()
-    frames, observations, damage = read_people(predictor, reader, chosen, Tracker(config.tracker), timer, progress)
+    frames, observations, damage = read_people(predictor, reader, chosen, Tracker(config.tracker), timer, K, progress)
     hidden = hidden_behind(observations, config.same_keypoints) if config.temporal else set()
     fixed = fix_left_right(observations, predictor.pose_estimator.min_confidence, hidden) if config.temporal else 0
     people = fit_tracks(predictor, K, frames, observations, config, timer, hidden, progress)
     if config.temporal and config.refine_iterations:
         refine_tracks(predictor, K, frames, observations, people, config, timer, hidden, progress)
     timer.seconds["total"] = clock.perf_counter() - start
-    return SequenceResult(info, K, predictor.body.name, predictor.method, predictor.joint_names, predictor.faces,
+    method = "fit" if predictor.network is None else "cliff+fit"  # with a network, its estimate starts the fits
+    return SequenceResult(info, K, predictor.body.name, method, predictor.joint_names, predictor.faces,
                           frames, people, timer.seconds, damage, fixed)  # fmt: skip

@@ -9,7 +9,8 @@ from PIL import Image
 
 from cliffhmr.errors import CliffError
 from cliffhmr.video import FrameRange, Reader, Writer, numbered_frames
-from conftest import assert_one_line_error, blank_frame, run, write_video
+from conftest import assert_one_line_error, astronaut_frame, blank_frame, run, write_video
+from test_animation import read_bvh
 
 
 def test_variable_frame_rate_times_are_kept(tmp_path):
@@ -232,3 +233,31 @@ def test_video_arguments_that_make_no_sense_get_one_line(tmp_path, capsys):
     ]:
         code, io = run(["predict", *args, "--out", out], capsys)
         assert_one_line_error(code, io.err, *words)
+
+
+def test_the_network_path_is_tracked_and_smoothed_too(tmp_path, capsys, smpl_pkl, res50_ckpt):
+    """With --checkpoint (random CLIFF weights, a random SMPL-format model), the network's estimate
+    starts each person's fit from scratch, and the same tracking and warm starts follow: one
+    track, SMPL's 24 joints in the npz and the animations, one shape."""
+    frames = [astronaut_frame(0), astronaut_frame(3), astronaut_frame(6)]
+    clip = write_video(tmp_path / "net.mp4", [0.0, 0.1, 0.2], size=(256, 256), frames=frames)
+    out = tmp_path / "out"
+    code, io = run(["predict", clip, "--out", out, "--checkpoint", res50_ckpt, "--smpl", smpl_pkl, "--fit-iterations", 20], capsys)
+    assert code == 0, io.err
+    assert "net.mp4: 3 frames, 1 person followed (cliff+fit, smpl)" in io.out
+    d = np.load(out / "net.npz")
+    assert d["pose"].shape == (3, 72) and set(d["track_id"].tolist()) == {0} and np.isfinite(d["pred_joints"]).all()
+    assert np.ptp(d["shape"], axis=0).max() == 0
+    names, frames_in_bvh, _, _ = read_bvh(out / "net_track0.bvh")
+    assert len(names) == 24 and frames_in_bvh == 3
+    # With no fitting steps, the track's first frame is where the network put her.
+    code, io = run(["predict", clip, "--out", out, "--checkpoint", res50_ckpt, "--smpl", smpl_pkl, "--fit-iterations", 0], capsys)
+    assert code == 0, io.err
+    d = np.load(out / "net.npz")
+    from cliffhmr.camera import Intrinsics
+    from cliffhmr.pipeline import Predictor, PredictorConfig
+
+    first = next(iter(Reader(clip).frames())).pixels
+    K = Intrinsics(*d["intrinsics"][[0, 1, 0, 1], [0, 1, 2, 2]])
+    network = Predictor(PredictorConfig(checkpoint=str(res50_ckpt), body_model=str(smpl_pkl))).network_estimate(first, d["detection_all"][:1, 1:], K)
+    np.testing.assert_allclose(d["rotmat"][0], network.rotmat[0].numpy(), atol=1e-5)
