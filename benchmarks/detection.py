@@ -81,7 +81,7 @@ def load_real() -> list[dict]:
     return out
 
 
-def _backgrounds() -> list[np.ndarray]:
+def backgrounds() -> list[np.ndarray]:
     from PIL import Image
 
     files = sorted((FIXTURE / "backgrounds").glob("*.jpg"))
@@ -90,7 +90,7 @@ def _backgrounds() -> list[np.ndarray]:
     return [np.asarray(Image.open(f).convert("RGB")) for f in files]
 
 
-def _cover(bg: np.ndarray, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+def cover(bg: np.ndarray, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """A random crop of `bg` with the frame's aspect ratio, resized to (height, width)."""
     from PIL import Image
 
@@ -137,7 +137,7 @@ _SHIRT_JOINTS = ("spine04", "spine02", "spine01", "clavicle", "upperarm01")
 _SHOE_JOINTS = ("foot",)
 
 
-def _clothing_parts(body) -> dict[str, np.ndarray]:
+def clothing_parts(body) -> dict[str, np.ndarray]:
     """Faces of the body mesh split into skin / shirt / trousers / shoes / shins by the joint
     that moves each face's first vertex most (the skinning weights), so a rendered person wears
     clothes rather than being one flat colour."""
@@ -169,14 +169,14 @@ def make_composites(n: int, seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
     body = load_body_model(None)
     poses = load_mocap_poses("test")
-    backgrounds = _backgrounds()
-    parts = _clothing_parts(body)
+    scenery = backgrounds()
+    parts = clothing_parts(body)
     out = []
     for i in range(n):
         kind = KINDS[i % len(KINDS)]
         portrait = (i // len(KINDS)) % 2 == 1
         width, height = (360, 640) if portrait else (640, 360)
-        bg = _cover(backgrounds[int(rng.integers(len(backgrounds)))], width, height, rng)
+        bg = cover(scenery[int(rng.integers(len(scenery)))], width, height, rng)
         with torch.no_grad():
             posed = body(_pose(body, poses, kind, rng), torch.from_numpy(rng.standard_normal((1, body.num_betas)) * 0.5).float())
         verts, keypoints = posed.vertices[0].double(), posed.keypoints[0].double()
