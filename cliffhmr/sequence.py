@@ -1,20 +1,25 @@
 """A video -> people followed from frame to frame, each fitted from where their previous frames
 put them: warm starts, smoothness, one shape per track.
 
-Two passes over the frames, neither holding more than one frame (the overlay video, in
-`outputs`, decodes them a third time):
+Three passes; only the first reads frames, one at a time (the overlay video, in `outputs`,
+decodes them again):
 
 1. `read_people`: per chosen frame, the people are detected, their keypoints read, and the
    tracker says who is who; only boxes and keypoints are kept (a few hundred bytes each).
-2. `fit_tracks`: per track, left and right are made to agree along it
-   (`leftright.consistent_left_right`: the keypoint model reads some frames mirrored), its shape
-   is fitted once from up to `shape_frames` of its best-seen frames and then held; then frame by
-   frame, all people of a frame in one batch, a person seen within the last `max_gap` processed
-   frames starts from where their last two fits say they are now (constant velocity) with
-   `fit.warm_config` and is held near it, anyone else is fitted from scratch.
+   Where two people's keypoints are the same (`hidden_behind`: at a crossing the keypoint model
+   reads the one in front in both boxes), the one behind is marked hidden.
+2. `fit_tracks`: per track, left and right are made to agree along it (`fix_left_right`; the
+   keypoint model reads some frames mirrored), its shape is fitted once from up to
+   `shape_frames` of its best-seen frames and then held; then frame by frame, all people of a
+   frame in one batch, a person seen within the last `max_gap` processed frames starts from
+   where their last two fits say they are now with `fit.warm_config` and is held near it (a
+   hidden one is put there), anyone else is fitted from scratch; a track whose warm fits keep
+   disagreeing with its own keypoints gets a fit from scratch too.
+3. `refine_tracks`: everyone fitted again, held towards the midpoint of their fits in the frames
+   before and after.
 
 `temporal=False` turns the second pass into independent fits of every person in every frame
-(the per-frame baseline of `benchmarks/video.py`); tracking still names the people.
+(the per-frame baseline); tracking still names the people.
 """
 
 from __future__ import annotations

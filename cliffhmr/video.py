@@ -8,7 +8,7 @@ those; frame numbers stay the source's (counted from 0 over every decoded frame,
 before `start` are decoded and skipped, not sought past: a seek would lose the count).
 
 A file damaged part way (cut off, overwritten) yields the frames before the damage, then
-`VideoDamaged`; a file cut off without a decoding error ends early and `Reader.truncated`
+`VideoDamaged` (so does an unreadable frame in a folder); a file cut off without a decoding error ends early and `Reader.truncated`
 says so afterwards (the container declared more frames or a longer duration).
 """
 
@@ -121,9 +121,12 @@ class Reader:
             self.decoded = i + 1
 
             def read(path=path):
-                pixels = load_image(path).pixels
+                try:
+                    pixels = load_image(path).pixels
+                except CliffError as e:  # a broken frame ends the sequence as damage ends a file
+                    raise VideoDamaged(str(e)) from None
                 if pixels.shape[:2] != size:
-                    raise CliffError(f"{path}: {pixels.shape[1]}x{pixels.shape[0]} frame in a {size[1]}x{size[0]} sequence")
+                    raise VideoDamaged(f"{path}: {pixels.shape[1]}x{pixels.shape[0]} frame in a {size[1]}x{size[0]} sequence")
                 return pixels, path
 
             yield i, i / self.info.fps, read

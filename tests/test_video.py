@@ -216,6 +216,10 @@ def test_variable_frame_rate_and_chosen_frames_reach_the_results(tmp_path, capsy
     code, io = run(["predict", folder, "--fps", "4", "--out", out], capsys)
     assert code == 0, io.err
     np.testing.assert_allclose(np.load(out / "frames.npz")["processed_times"], [0, 0.25, 0.5])
+    (folder / "f3.png").write_bytes(b"broken")  # the third frame: what came before it is kept
+    code, io = run(["predict", folder, "--fps", "4", "--out", out], capsys)
+    assert_one_line_error(code, io.err, "f3.png: not a readable image", "the results hold the 2 frames before it")
+    np.testing.assert_allclose(np.load(out / "frames.npz")["processed_times"], [0, 0.25])
 
 
 def test_video_arguments_that_make_no_sense_get_one_line(tmp_path, capsys):
