@@ -41,23 +41,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # this tree's cliffhmr, also when another checkout is pip-installed
     sys.path.insert(0, str(ROOT))
+from cliffhmr.geometry.boxes import box_iou  # noqa: E402  (after the path above)
+
 FIXTURE = ROOT / "benchmarks" / "fixtures" / "detection"
 KINDS = ("upright", "behind", "lying", "sitting")
 SIZE_BINS = ((0.05, 0.10), (0.10, 0.25), (0.25, 0.50), (0.50, 1.01))
 IOU_HIT = 0.5
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 4) x (M, 4) boxes -> (N, M) IoU."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
 def match(dets: np.ndarray, truth: np.ndarray, ignore: np.ndarray | None = None) -> tuple[np.ndarray, int]:
@@ -69,11 +58,11 @@ def match(dets: np.ndarray, truth: np.ndarray, ignore: np.ndarray | None = None)
     order = np.argsort(-dets[:, 4], kind="stable") if len(dets) else []
     for i in order:
         d = dets[i : i + 1, :4].astype(float)
-        ious = iou_matrix(d, truth)[0]
+        ious = box_iou(d, truth)[0]
         ious[hit] = -1
         if len(ious) and ious.max() >= IOU_HIT:
             hit[int(ious.argmax())] = True
-        elif len(ignore) and iou_matrix(d, ignore).max() >= 0.3:
+        elif len(ignore) and box_iou(d, ignore).max() >= 0.3:
             continue
         else:
             fp += 1
@@ -92,7 +81,7 @@ def load_real() -> list[dict]:
     return out
 
 
-def _backgrounds() -> list[np.ndarray]:
+def backgrounds() -> list[np.ndarray]:
     from PIL import Image
 
     files = sorted((FIXTURE / "backgrounds").glob("*.jpg"))
@@ -101,7 +90,7 @@ def _backgrounds() -> list[np.ndarray]:
     return [np.asarray(Image.open(f).convert("RGB")) for f in files]
 
 
-def _cover(bg: np.ndarray, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+def cover(bg: np.ndarray, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """A random crop of `bg` with the frame's aspect ratio, resized to (height, width)."""
     from PIL import Image
 
@@ -148,7 +137,7 @@ _SHIRT_JOINTS = ("spine04", "spine02", "spine01", "clavicle", "upperarm01")
 _SHOE_JOINTS = ("foot",)
 
 
-def _clothing_parts(body) -> dict[str, np.ndarray]:
+def clothing_parts(body) -> dict[str, np.ndarray]:
     """Faces of the body mesh split into skin / shirt / trousers / shoes / shins by the joint
     that moves each face's first vertex most (the skinning weights), so a rendered person wears
     clothes rather than being one flat colour."""
@@ -180,14 +169,14 @@ def make_composites(n: int, seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
     body = load_body_model(None)
     poses = load_mocap_poses("test")
-    backgrounds = _backgrounds()
-    parts = _clothing_parts(body)
+    scenery = backgrounds()
+    parts = clothing_parts(body)
     out = []
     for i in range(n):
         kind = KINDS[i % len(KINDS)]
         portrait = (i // len(KINDS)) % 2 == 1
         width, height = (360, 640) if portrait else (640, 360)
-        bg = _cover(backgrounds[int(rng.integers(len(backgrounds)))], width, height, rng)
+        bg = cover(scenery[int(rng.integers(len(scenery)))], width, height, rng)
         with torch.no_grad():
             posed = body(_pose(body, poses, kind, rng), torch.from_numpy(rng.standard_normal((1, body.num_betas)) * 0.5).float())
         verts, keypoints = posed.vertices[0].double(), posed.keypoints[0].double()

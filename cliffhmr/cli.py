@@ -33,10 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="cliffhmr", description="3D human meshes placed in the full camera frame (CLIFF).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("predict", help="people in photos -> body meshes, parameters, overlays")
+    p = sub.add_parser("predict", help="people in photos or a video -> body meshes, parameters, overlays")
     _add_input_arguments(p, out_help="output folder")
-    p.add_argument("--no-render", action="store_true", help="skip the overlay and side-view images")
-    p.add_argument("--no-mesh", action="store_true", help="skip the OBJ/GLB files")
+    v = p.add_argument_group("video (a .mp4/.avi/.mov/.webm/.mkv file, or a folder of numbered frames with --fps)")
+    v.add_argument("--fps", type=float, help="frame rate of a folder of numbered frames (makes the folder one video)")
+    v.add_argument("--every", type=int, default=1, help="process every N-th frame of those chosen (default 1)")
+    v.add_argument("--start", type=float, default=0.0, help="first time to process, seconds (default 0)")
+    v.add_argument("--end", type=float, help="process frames before this time, seconds (default: to the end)")
+    p.add_argument("--no-render", action="store_true", help="skip the overlay and side-view images (video: the overlay video)")
+    p.add_argument("--no-mesh", action="store_true", help="skip the OBJ/GLB files (video: the animated GLB and BVH per track)")
     p.add_argument("--profile", action="store_true", help="print the time spent in each stage")
 
     a = sub.add_parser("annotate", help="CLIFF+ annotator: photos -> a training dataset (SPIN/CLIFF npz) with pseudo ground truth")
@@ -58,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     """What predict and annotate share: the photos, the models, boxes and camera."""
-    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("input", help="an image file or a folder of images (predict: or a video file)")
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--checkpoint", help="a CLIFF checkpoint (official .pt, ours, or a `cliffhmr export`ed .onnx, run in onnxruntime); needs --smpl. "
                    "Default: keypoints + fitting")  # fmt: skip
@@ -112,8 +117,13 @@ def predict_command(args) -> int:
     from .atomic import check_output_dir
     from .image import output_stems
     from .outputs import write_outputs
+    from .video import is_video_file
 
     check_output_dir(args.out)  # before any work: a file in the way or a read-only place
+    if is_video_file(args.input) or args.fps is not None:
+        return video_command(args)
+    if (args.every, args.start, args.end) != (1, 0.0, None):
+        raise CliffError("--every, --start and --end choose frames of a video; for a folder of frames give its --fps")
     images, boxes, keypoints = _inputs(args)
     stems = dict(zip(images, output_stems(images)))
     for path, stem in stems.items():
@@ -130,6 +140,35 @@ def predict_command(args) -> int:
 
     failed = _each_image(args, images, boxes, keypoints, predictor, write, "predict")
     return _report_failures(failed, images)
+
+
+def video_command(args) -> int:
+    """One video (or folder of frames): people tracked and fitted -> npz, JSON summary, overlay video."""
+    from pathlib import Path
+
+    from .outputs import write_video_outputs
+    from .sequence import run_sequence
+    from .video import FrameRange, Reader
+
+    if args.boxes or args.keypoints:
+        raise CliffError("--boxes and --keypoints are for photos: in a video, people are found by the detector and followed by the tracker")
+    chosen = FrameRange(args.every, args.start, args.end)
+    reader = Reader(args.input, args.fps)  # an unreadable file is refused before the models load
+    predictor = _predictor(args, refine=False)
+    result = run_sequence(predictor, reader, chosen, intrinsics=args.intrinsics, focal=args.focal, progress=True)
+    stem = Path(args.input).stem if Path(args.input).is_file() else Path(args.input).name
+    _, removed = write_video_outputs(result, predictor.body, reader, chosen, args.out, stem, render=not args.no_render,
+                                     animations=not args.no_mesh, progress=True)  # fmt: skip
+    tracks = len({t for row in result.people for t, _ in row})
+    note = f" (removed {', '.join(p.name for p in removed)}, left from an earlier run)" if removed else ""
+    print(f"{Path(args.input).name}: {len(result.frames)} frames, {_people(tracks)} followed ({result.method}, {result.body_model}) -> {args.out}{note}")
+    if args.profile:
+        frames = max(len(result.frames), 1)
+        print("  " + "  ".join(f"{k}: {v:.1f} s ({v / frames * 1000:.0f} ms/frame)" for k, v in result.timings.items()))
+    if result.damage:
+        print(f"cliffhmr: error: {result.damage}; the results hold the {len(result.frames)} frames before it", file=sys.stderr)
+        return 2
+    return 0
 
 
 def export_command(args) -> int:

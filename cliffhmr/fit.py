@@ -4,11 +4,15 @@ perspective camera, land on the detected 2D keypoints.
 All people of an image are optimised together as one batch. The crop-only alternative used by
 HMR-style fitting (a weak-perspective camera per crop) is `FitConfig(camera="crop")`; the
 benchmark compares the two.
+
+In video, a person's fit starts from where their track's previous fits say they are now
+(`expected`), with the few steps of `warm_config`, and is held near it by the smoothness terms;
+their shape is the track's, held fixed (`shape`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -47,7 +51,18 @@ class FitConfig:
     w_init: float = 0.01  # squared distance of the joint rotations from the initial estimate's (a learned guess at the unseen)
     w_init_missing: float = 0.3  # added to w_init in proportion to `missing`
     w_upright: float = 1.0  # when neither hip is seen: the root's up axis towards the camera's up, legs straight
+    w_smooth: float = 0.0  # with `expected`: squared distance of every joint rotation (root too) from its
+    w_smooth_transl: float = 0.0  # with `expected`: squared distance of the translation from its, over its depth
     camera: str = "full"  # "full": perspective camera of the whole image; "crop": weak perspective per crop
+
+
+def warm_config(config: FitConfig | None = None) -> FitConfig:
+    """Settings for a fit that starts where the same person's previous frames say they are: near
+    the answer already, so no torso-only phase, no annealing of the robust scale, a small step
+    and few iterations; held there by the smoothness terms where the keypoints say little."""
+    base = config or FitConfig()
+    return replace(base, iterations=min(base.iterations, 8), torso_iterations=0, anneal_iterations=0,
+                   robust_sigma_start=base.robust_sigma, patience=5, lr=0.01, w_smooth=1.0, w_smooth_transl=50.0)  # fmt: skip
 
 
 @dataclass
@@ -76,6 +91,8 @@ def fit_people(
     config: FitConfig | None = None,
     boxes: torch.Tensor | None = None,
     pose_prior: PosePrior | None = None,
+    expected: Estimate | None = None,
+    shape: torch.Tensor | None = None,
 ) -> FitResult:
     """Optimise P people at once.
 
@@ -84,6 +101,10 @@ def fit_people(
     boxes: (P, 4) optional, only used by the crop camera; default: the keypoints' extent.
     pose_prior: the learned pose prior and joint limits; default: the body's own (`load_pose_prior`),
     none for bodies without one (then an L2 penalty on the axis-angles stands in).
+    expected: (P people) where each person's previous frames put them now (video); the fit is held
+    near its rotations and translation by `w_smooth` and `w_smooth_transl`, and its rotations
+    replace the initial estimate's as the guess at what the keypoints do not show.
+    shape: (P, S) betas to hold fixed (a track's shape) instead of fitting them.
     """
     cfg = config or FitConfig()
     P = keypoints.shape[0]
@@ -98,7 +119,7 @@ def fit_people(
     body_aa = rotmat_to_axis_angle(init.rotmat[:, 1:]).detach().clone()
     if prior is not None:
         body_aa = prior.project(body_aa)
-    betas = init.betas.detach().clone().nan_to_num(0.0, 0.0, 0.0)
+    betas = (init.betas if shape is None else shape).detach().clone().nan_to_num(0.0, 0.0, 0.0)
     transl = init.transl.detach().clone()
     f, c = focal.float(), principal.float()
     f_mean = f.prod(-1).sqrt()  # the crop camera assumes square pixels
@@ -109,8 +130,13 @@ def fit_people(
         z = (f_mean * 1.7 / size).clamp_min(MIN_DEPTH)
         ray = torch.cat(((center - c) / f, torch.ones_like(z)[:, None]), -1)
         transl[bad] = (ray * z[:, None])[bad]
-    params = tuple(t.requires_grad_(True) for t in (root6d, body_aa, betas, transl))
+    params = tuple(t.requires_grad_(True) for t in ((root6d, body_aa, transl) if shape is not None else (root6d, body_aa, betas, transl)))
     init_rot = axis_angle_to_rotmat(body_aa.detach())
+    if expected is not None:
+        init_rot = expected.rotmat[:, 1:].detach().float()
+        smooth_root = expected.rotmat[:, 0].detach().float()
+        smooth_t = expected.transl.detach().float()
+        smooth_depth = smooth_t[:, 2:].abs().clamp_min(MIN_DEPTH)
     stiff = [any(k in n.lower() for k in STIFF_JOINTS) for n in body_model.joint_names[1:]]
     w_free = 0.0 if prior is not None else cfg.w_pose  # the learned prior replaces the plain L2
     # Evidence missing: the share of keypoints not seen, squared (whole body seen -> ~0, face and
@@ -126,6 +152,8 @@ def fit_people(
     # Anchored to the initial estimate only where it is the keypoint regressor's, learned from the
     # same real motion as the prior; a rest pose or an unknown network's guess is no such evidence.
     init_w = (cfg.w_init + cfg.w_init_missing * missing) if prior is not None else torch.zeros(P)
+    if expected is not None:  # the previous frames' pose is the better guess at the unseen, whatever the body
+        init_w = cfg.w_smooth + cfg.w_init_missing * missing
 
     world_cam = None
     if world is not None:
@@ -173,6 +201,9 @@ def fit_people(
         straight = ((R[:, 1:][:, legs] - torch.eye(3)) ** 2).sum((-1, -2, -3))
         per_person = per_person + upright_w * (1 + R[:, 0, 1, 1] + straight)
         per_person = per_person + init_w * ((R[:, 1:] - init_rot) ** 2).sum((-1, -2, -3))
+        if expected is not None:
+            per_person = per_person + cfg.w_smooth * ((R[:, 0] - smooth_root) ** 2).sum((-1, -2))
+            per_person = per_person + cfg.w_smooth_transl * (((transl - smooth_t) / smooth_depth) ** 2).sum(-1)
         if world_cam is not None:
             # Compared about the seen keypoints' centroid, not the hips: hidden hips are guesses,
             # and anchoring on them tilts the whole torso (a portrait leaning back).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ class Person:
     betas: np.ndarray  # (S,) shape coefficients of the body model
     pred_cam: np.ndarray  # (3,) crop weak-perspective camera (s, tx, ty)
     transl: np.ndarray  # (3,) body translation in the camera frame ("global_t")
-    vertices: np.ndarray  # (V, 3) camera frame, translation applied
+    vertices: np.ndarray | None  # (V, 3) camera frame, translation applied; None in video results (rebuilt when drawn)
     joints: np.ndarray  # (K, 3) body-model joints then COCO-17 keypoints, camera frame
     keypoints_2d: np.ndarray  # (K, 2) `joints` projected into the image
     detected_keypoints: np.ndarray | None = None  # (17, 3) 2D keypoints the fit used (x, y, confidence)
@@ -99,7 +99,9 @@ def single_threaded():
         torch.set_num_threads(before)
 
 
-class _Timer:
+class StageTimer:
+    """Seconds spent per named stage, summed over every `with timer("stage"):` block."""
+
     def __init__(self):
         self.seconds: dict[str, float] = {}
 
@@ -172,9 +174,9 @@ class Predictor:
         or None to estimate them; without boxes, each person's box is their keypoints' extent.
         keypoints_source names the keypoints in error messages (e.g. their file).
         """
-        timer = _Timer()
+        timer = StageTimer()
         image = source if isinstance(source, LoadedImage) else load_image(source)
-        K = _choose_intrinsics(image, intrinsics, focal)
+        K = choose_intrinsics(image.width, image.height, intrinsics, focal, image.focal_35mm)
         name = str(image.path) if image.path else "image"
 
         if keypoints is not None:
@@ -208,14 +210,14 @@ class Predictor:
                     person.keypoints_2d[:] = np.nan
         else:
             init = self._run_network(image, center, scale, focal_t, principal, timer)[0] if self.network else None
-            people = self._run_fit(image, boxes, center, scale, focal_t, principal, K, keypoints, timer, init)
+            people = self._run_fit(image, boxes, K, keypoints, timer, init)
         return ImageResult(
             image=image,
             intrinsics=K,
             body_model=self.body.name,
             method=self.method,
-            joint_names=[*self.body.joint_names, *(f"coco_{k}" for k in COCO17_NAMES)],
-            faces=self.body.faces.cpu().numpy(),
+            joint_names=self.joint_names,
+            faces=self.faces,
             people=people,
             timings=timer.seconds,
         )
@@ -237,43 +239,85 @@ class Predictor:
         transl = camera.cam_crop_to_full(out.cam.cpu(), center, b, focal, principal)
         return Estimate(out.rotmat.cpu(), out.betas.cpu(), transl), out.cam
 
-    def _run_fit(self, image, boxes, center, scale, focal, principal, K, keypoints, timer, init=None) -> list[Person]:
+    def network_estimate(self, pixels: np.ndarray, boxes: np.ndarray, K: camera.Intrinsics, timer=None):
+        """The CLIFF network's estimate (`fit.Estimate`, full frame) of the people in `boxes` (P, 4+)
+        of an (H, W, 3) uint8 image seen by camera K."""
+        n = len(boxes)
+        center, scale = crop.box_to_center_scale(torch.as_tensor(np.asarray(boxes)[:, :4], dtype=torch.float32), rescale=self.config.rescale)
+        principal = torch.tensor([[K.cx, K.cy]]).expand(n, 2)
+        return self._run_network(LoadedImage(pixels, None, None), center, scale, torch.full((n,), K.focal), principal, timer or StageTimer())[0]
+
+    def _run_fit(self, image, boxes, K, keypoints, timer, init=None) -> list[Person]:
         """Keypoints (estimated unless given) -> full-frame fit from `init`, or from the keypoint regressor's estimate."""
+        with timer("keypoints"):
+            if keypoints is None:
+                kp = self.keypoints(image.pixels, boxes)
+                keypoints, world, min_conf = kp.coco, kp.world, self.pose_estimator.min_confidence
+            else:
+                world, min_conf = None, None
+        return self.fit(boxes, K, keypoints, world, min_conf, init=init, timer=timer)
+
+    def keypoints(self, pixels: np.ndarray, boxes: np.ndarray):
+        """COCO-17 keypoints (and metric world landmarks) of the people in `boxes` (N, 4+) of an
+        (H, W, 3) uint8 image -> `cliffhmr.keypoints.Keypoints`."""
+        return self.pose_estimator(pixels, boxes)
+
+    def fit(self, boxes, K: camera.Intrinsics, keypoints, world=None, min_confidence: float | None = None, init=None,
+            expected=None, shape=None, config: FitConfig | None = None, timer=None) -> list[Person]:  # fmt: skip
+        """People fitted to their 2D keypoints in the full frame of camera K.
+
+        boxes (P, 5) pixels; keypoints (P, 17, 3) pixels + confidence; world (P, 17, 3) metric
+        landmarks or None; min_confidence: below it a keypoint is unseen (default: the config's).
+        init: the start (`fit.Estimate`), default the keypoint regressor's estimate; expected, shape:
+        a track's prediction and shape (see `fit.fit_people`); config: default FitConfig with this
+        predictor's iterations.
+        """
         from .fit import fit_people
         from .models.initial import initial_estimate
 
-        config = FitConfig(iterations=self.config.fit_iterations)
-        with timer("keypoints"):
-            if keypoints is None:
-                kp = self.pose_estimator(image.pixels, boxes)
-                kp2d, world = torch.as_tensor(kp.coco, dtype=torch.float32), kp.world
-                world = None if world is None else torch.as_tensor(world, dtype=torch.float32)
-                config.min_confidence = self.pose_estimator.min_confidence
-            else:
-                kp2d, world = torch.as_tensor(np.asarray(keypoints), dtype=torch.float32), None
-        f, c = K.as_tensors(len(boxes))  # (fx, fy) per person; `focal` is the single CLIFF focal
+        timer = timer or StageTimer()
+        config = config or FitConfig(iterations=self.config.fit_iterations)
+        if min_confidence is not None:
+            config = replace(config, min_confidence=min_confidence)
+        n = len(boxes)
+        center, scale = crop.box_to_center_scale(torch.as_tensor(np.asarray(boxes)[:, :4], dtype=torch.float32), rescale=self.config.rescale)
+        kp2d = torch.as_tensor(np.asarray(keypoints), dtype=torch.float32)
+        world = None if world is None else torch.as_tensor(np.asarray(world), dtype=torch.float32)
+        f, c = K.as_tensors(n)  # (fx, fy) per person; the crop camera below takes the single CLIFF focal
         if init is None:
             with timer("regressor"):
                 init = initial_estimate(self.body, kp2d, center, scale, f, c, min_conf=config.min_confidence)
         with timer("fitting"), single_threaded():
-            fit = fit_people(self.body, kp2d, f, c, init, world=world, config=config)
-        cam = camera.cam_full_to_crop(fit.transl, center, 200.0 * scale, focal, principal)
+            fit = fit_people(self.body, kp2d, f, c, init, world=world, config=config, expected=expected, shape=shape)
+        cam = camera.cam_full_to_crop(fit.transl, center, 200.0 * scale, torch.full((n,), K.focal), c)
         people = _people(boxes, center, scale, fit.rotmat, fit.betas, cam, fit.transl, fit.body, K)
         for p, q, flags, k in zip(people, fit.quality.tolist(), fit.flags, kp2d.numpy()):
             p.quality, p.flags, p.detected_keypoints = q, flags, k
         return people
 
+    @property
+    def joint_names(self) -> list[str]:
+        """Names of a Person's `joints` rows: the body model's joints, then the COCO-17 keypoints."""
+        return [*self.body.joint_names, *(f"coco_{k}" for k in COCO17_NAMES)]
 
-def _choose_intrinsics(image: LoadedImage, intrinsics, focal) -> camera.Intrinsics:
-    w, h = image.width, image.height
+    @property
+    def faces(self) -> np.ndarray:
+        """(F, 3) the body mesh's triangles."""
+        return self.body.faces.cpu().numpy()
+
+
+def choose_intrinsics(width: int, height: int, intrinsics=None, focal=None, focal_35mm: float | None = None) -> camera.Intrinsics:
+    """The camera of a width x height picture: the given intrinsics, else the focal length in
+    pixels, else the 35 mm-equivalent one (EXIF), else CLIFF's default (f = the diagonal)."""
+    w, h = width, height
     if intrinsics is not None:
         if not isinstance(intrinsics, camera.Intrinsics):
             raise CliffError(f"intrinsics must be a camera.Intrinsics(fx, fy, cx, cy), got {type(intrinsics).__name__}")
         return intrinsics
     if focal is not None:
         return camera.Intrinsics.from_focal(camera.check_focal(focal), w, h)
-    if image.focal_35mm is not None:
-        return camera.Intrinsics.from_35mm(image.focal_35mm, w, h)
+    if focal_35mm is not None:
+        return camera.Intrinsics.from_35mm(focal_35mm, w, h)
     return camera.Intrinsics.default(w, h)
 
 

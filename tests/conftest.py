@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,62 @@ def load_script(path: Path):
     sys.modules[path.stem] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
     return module
+
+
+def write_video(path, times, size=(64, 48), codec="libx264", faststart=False, frames=None):
+    """A video whose frame i is shown at times[i] seconds, written with PyAV's own API (not the
+    package's writer); frame i's pixels are `frames[i]` or noise about brightness 20 + 10 * i."""
+    import av
+
+    options = {"movflags": "faststart"} if faststart else {}
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            if frames is None:
+                pixels = np.clip(rng.normal(20 + 10 * i, 6, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+            else:
+                pixels = frames[i]
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def astronaut_frame(shift: int) -> np.ndarray:
+    """The bundled astronaut photo at 256x256, moved `shift` pixels to the right (a real person)."""
+    image = np.asarray(Image.open(EXAMPLES / "astronaut.jpg").convert("RGB").resize((256, 256)))
+    return np.roll(image, shift, axis=1)
+
+
+def blank_frame(value: int = 128, size=(256, 256)) -> np.ndarray:
+    return np.full((*size, 3), value, np.uint8)
+
+
+@pytest.fixture(scope="session")
+def astronaut_clip(tmp_path_factory):
+    """`cliffhmr predict clip.mp4` on frames: nobody, nobody, the astronaut, again, nobody (a frame
+    the detector misses), the astronaut twice more, moving right -> (source frames, clip, out folder, stdout)."""
+    import contextlib
+    import io
+
+    from cliffhmr.cli import main
+
+    tmp = tmp_path_factory.mktemp("astronaut")
+    frames = [blank_frame(), blank_frame(), *map(astronaut_frame, (0, 3)), blank_frame(), *map(astronaut_frame, (9, 12))]
+    clip = write_video(tmp / "clip.mp4", [i / 10 for i in range(7)], size=(256, 256), frames=frames)
+    out = tmp / "out"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["predict", str(clip), "--out", str(out), "--fit-iterations", "60"])
+    assert code == 0
+    return frames, clip, out, stdout.getvalue()

@@ -23,4 +23,5 @@ def test_grow_size_and_iou_by_hand():
     assert grow_box(box, 0.1, min_pad=3.0).tolist() == [7.0, 1.0, 33.0, 49.0]  # x grows by 3, not 2
     assert box_size(box).item() == 40.0
     boxes = np.array([[10.0, 5.0, 30.0, 45.0], [20.0, 5.0, 40.0, 45.0], [50.0, 50.0, 60.0, 60.0], [0.0, 0.0, -1.0, 3.0]])
-    np.testing.assert_allclose(box_iou(boxes[0], boxes), [1.0, 400 / 1200, 0.0, 0.0])
+    np.testing.assert_allclose(box_iou(boxes[:1], boxes), [[1.0, 400 / 1200, 0.0, 0.0]])
+    np.testing.assert_allclose(box_iou(boxes, boxes[:1])[:, 0], [1.0, 400 / 1200, 0.0, 0.0])  # (N, M) both ways

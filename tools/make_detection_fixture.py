@@ -12,8 +12,7 @@ Each picked frame is downscaled so its long side is 640 px and written as a JPEG
 small enough to commit, large enough that the people stay visible. The boxes in ``boxes.json``
 were drawn by hand on these JPEGs (see the README); this script only makes the images.
 
-Decoding needs PyAV (``pip install av``, in the project's ``dev`` extra); nothing in the package
-needs it.
+Decoding uses PyAV, which the package installs (it reads videos too).
 
     pip download --no-deps -d /tmp/wheels pose2sim==0.10.49 sports2d==0.8.34
     (cd /tmp/wheels && unzip -o -q pose2sim-0.10.49-py3-none-any.whl -d p2s \\

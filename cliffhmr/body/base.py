@@ -58,6 +58,7 @@ class BodyModel(nn.Module):
     num_betas: int  # shape coefficients
     joint_names: list[str]
     parents: list[int]  # parent of each joint, -1 for the root; parents[j] < j
+    weights: Tensor  # (V, J) linear blend skinning weights, rows summing to 1
 
     @property
     def num_vertices(self) -> int:

@@ -35,13 +35,16 @@ def box_size(box: torch.Tensor) -> torch.Tensor:
     return (box[..., 2:] - box[..., :2]).amax(-1)
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one box (4,) with each of boxes (N, 4) -> (N,); empty boxes have area 0."""
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4+) x (M, 4+) boxes [x1, y1, x2, y2, ...] -> (N, M) intersection over union; empty
+    boxes have area 0."""
+    a = np.asarray(a, np.float64).reshape(-1, np.shape(a)[-1])[:, :4]
+    b = np.asarray(b, np.float64).reshape(-1, np.shape(b)[-1])[:, :4]
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
     inter = w * h
 
-    def area(b: np.ndarray) -> np.ndarray:
-        return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    def area(x: np.ndarray) -> np.ndarray:
+        return np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)
 
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)

@@ -245,7 +245,7 @@ class PoseEstimator:
         order = np.argsort(-sc)
         dets = []
         while order.size:
-            iou = box_iou(faces[order[0]], faces[order])
+            iou = box_iou(faces[order[0]][None], faces[order])[0]
             cluster = order[iou > _DET_NMS_IOU]
             w = sc[cluster][:, None]
             face = (faces[cluster] * w).sum(0) / w.sum()

@@ -59,7 +59,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        order = rest[box_iou(boxes[i], boxes[rest]) <= iou_threshold]
+        order = rest[box_iou(boxes[i][None], boxes[rest])[0] <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)
 
 
