@@ -163,7 +163,7 @@ def make_composites(n: int, seed: int = 0) -> list[dict]:
     import torch
 
     from cliffhmr.body import load_body_model
-    from cliffhmr.render import render_overlay
+    from cliffhmr.inference.render import render_overlay
     from cliffhmr.synthetic.scenes import load_mocap_poses
 
     rng = np.random.default_rng(seed)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # this tree's cliffhmr, also when another checkout is pip-installed
     sys.path.insert(0, str(ROOT))
 
-from cliffhmr.export import obj_text  # noqa: E402
+from cliffhmr.inference.export import obj_text  # noqa: E402
 
 
 def obj_text_per_line(vertices: np.ndarray, faces: np.ndarray) -> str:

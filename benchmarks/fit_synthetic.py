@@ -30,7 +30,7 @@ import torch
 from cliffhmr.body import load_body_model
 from cliffhmr.body.prior import load_pose_prior
 from cliffhmr.evaluation.metrics import mpjpe, pa_mpjpe
-from cliffhmr.fit import FitConfig, fit_people
+from cliffhmr.fitting.fit import FitConfig, fit_people
 from cliffhmr.geometry.rotation import geodesic_angle
 from cliffhmr.models.initial import initial_estimate
 from cliffhmr.perception.crop import box_to_center_scale

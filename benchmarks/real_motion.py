@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 import cliffhmr.body
-import cliffhmr.fit
+import cliffhmr.fitting.fit
 import cliffhmr.models.initial
 from cliffhmr.body import FACE_CAMERA
 from cliffhmr.evaluation.metrics import mpjpe, pa_mpjpe
@@ -78,7 +78,7 @@ def load_sides(baseline: str, tmp: Path) -> dict[str, SimpleNamespace]:
         before = SimpleNamespace(**{m: importlib.import_module(f"cliffhmr_before.{m}") for m in ("fit", "regressor", "body")})
     finally:
         sys.path.remove(str(tmp))
-    after = SimpleNamespace(fit=cliffhmr.fit, regressor=cliffhmr.models.initial, body=cliffhmr.body)
+    after = SimpleNamespace(fit=cliffhmr.fitting.fit, regressor=cliffhmr.models.initial, body=cliffhmr.body)
     return {"before": before, "after": after}
 
 
@@ -421,7 +421,7 @@ def render_case(out_dir: Path, case: str, body, people: dict, transl: torch.Tens
     from the camera's right. Red dots: the keypoints the fit was given."""
     from PIL import Image, ImageDraw
 
-    from cliffhmr.render import render_overlay, render_side_view
+    from cliffhmr.inference.render import render_overlay, render_side_view
 
     out_dir.mkdir(parents=True, exist_ok=True)
     faces = body.faces.numpy()

@@ -1,5 +1,5 @@
 """Video: every frame fitted alone (the photo path on each frame) vs tracked and fitted from the
-previous frames (`cliffhmr.sequence`), side by side on one synthetic clip with known truth.
+previous frames (`cliffhmr.inference.sequence`), side by side on one synthetic clip with known truth.
 
 The clip: two people walk across a 960x540 frame in opposite directions, 5 and 6.5 m from a
 camera with a 60 degree horizontal field of view, and cross (the nearer hides the farther).
@@ -45,7 +45,7 @@ from detection import SKIN, backgrounds, clothing_parts, cover  # noqa: E402
 
 from cliffhmr.geometry.camera import Intrinsics  # noqa: E402
 from cliffhmr.geometry.boxes import box_iou  # noqa: E402
-from cliffhmr.track import linear_assignment  # noqa: E402
+from cliffhmr.perception.track import linear_assignment  # noqa: E402
 
 WIDTH, HEIGHT, HFOV_DEG, FPS = 960, 540, 60.0, 30.0
 CAMERA_HEIGHT = 1.5  # metres above the ground; the camera looks level
@@ -102,9 +102,9 @@ def make_people(body, n_frames: int) -> list[dict]:
 
 def render_clip(body, people: list[dict], f: float, path: Path, seed: int = 0) -> list[dict]:
     """Render and encode the clip -> per frame, per person: true COCO joints (17, 3) and box (4,)."""
-    from cliffhmr.pipeline import single_threaded
-    from cliffhmr.render import render_overlay
-    from cliffhmr.video import Writer
+    from cliffhmr.inference.pipeline import single_threaded
+    from cliffhmr.inference.render import render_overlay
+    from cliffhmr.inference.video import Writer
 
     rng = np.random.default_rng(seed)
     bg = cover(backgrounds()[0], WIDTH, HEIGHT, rng)  # brick.jpg, the first by name: a wall behind them
@@ -140,7 +140,7 @@ def render_clip(body, people: list[dict], f: float, path: Path, seed: int = 0) -
 
 def run_per_frame(predictor, path: Path, K) -> tuple[list[list[tuple[int, object]]], float]:
     """The photo path on every frame -> (per frame [(-1, person)], seconds)."""
-    from cliffhmr.video import Reader
+    from cliffhmr.inference.video import Reader
 
     start = time.perf_counter()
     out = [[(-1, p) for p in predictor(frame.pixels, intrinsics=K).people] for frame in Reader(path).frames()]
@@ -148,7 +148,7 @@ def run_per_frame(predictor, path: Path, K) -> tuple[list[list[tuple[int, object
 
 
 def run_tracked(predictor, path: Path, K, config=None) -> tuple[list[list[tuple[int, object]]], float]:
-    from cliffhmr.sequence import run_sequence
+    from cliffhmr.inference.sequence import run_sequence
 
     start = time.perf_counter()
     result = run_sequence(predictor, path, intrinsics=K, config=config)
@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fit-iterations", type=int, default=None, help="the fit's most steps (both methods; default the package's)")
     args = ap.parse_args(argv)
     from cliffhmr.body import load_body_model
-    from cliffhmr.pipeline import Predictor, PredictorConfig
+    from cliffhmr.inference.pipeline import Predictor, PredictorConfig
 
     torch.set_num_threads(1)
     body = load_body_model(None)

@@ -115,9 +115,9 @@ def _run(argv: list[str]) -> int:
 
 def predict_command(args) -> int:
     from .atomic import check_output_dir
-    from .image import output_stems
-    from .outputs import write_outputs
-    from .video import is_video_file
+    from .perception.image import output_stems
+    from .inference.outputs import write_outputs
+    from .inference.video import is_video_file
 
     check_output_dir(args.out)  # before any work: a file in the way or a read-only place
     if is_video_file(args.input) or args.fps is not None:
@@ -146,9 +146,9 @@ def video_command(args) -> int:
     """One video (or folder of frames): people tracked and fitted -> npz, JSON summary, overlay video."""
     from pathlib import Path
 
-    from .outputs import write_video_outputs
-    from .sequence import run_sequence
-    from .video import FrameRange, Reader
+    from .inference.outputs import write_video_outputs
+    from .inference.sequence import run_sequence
+    from .inference.video import FrameRange, Reader
 
     if args.boxes or args.keypoints:
         raise CliffError("--boxes and --keypoints are for photos: in a video, people are found by the detector and followed by the tracker")
@@ -217,7 +217,7 @@ def annotate_command(args) -> int:
 def _inputs(args):
     """The images to run on; the boxes file's contents (None: detect); image path -> the user's
     keypoints for it (None: estimate them). Files are read once, before any model loads."""
-    from .image import list_images, load_boxes_file
+    from .perception.image import list_images, load_boxes_file
 
     images = list_images(args.input)
     boxes = load_boxes_file(args.boxes) if args.boxes else None
@@ -233,7 +233,7 @@ def _inputs(args):
 
 
 def _predictor(args, refine: bool):
-    from .pipeline import Predictor, PredictorConfig
+    from .inference.pipeline import Predictor, PredictorConfig
 
     iterations = {} if args.fit_iterations is None else {"fit_iterations": args.fit_iterations}
     config = PredictorConfig(
@@ -249,7 +249,7 @@ def _each_image(args, images, boxes, keypoints, predictor, step, desc: str) -> l
     (a full disk) stops the run: the next images would fail the same way."""
     from tqdm import tqdm
 
-    from .image import boxes_for
+    from .perception.image import boxes_for
 
     failed = []
     for path in tqdm(images, desc=desc, unit="img", disable=len(images) == 1):

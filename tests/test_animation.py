@@ -1,4 +1,4 @@
-"""Animated GLB and BVH per track (cliffhmr/export.py), read back by minimal readers written here,
+"""Animated GLB and BVH per track (cliffhmr/inference/export.py), read back by minimal readers written here,
 against the video results' npz and the body model."""
 
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cliffhmr.export import Y_UP, euler_zxy
+from cliffhmr.inference.export import Y_UP, euler_zxy
 
 COMPONENTS = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8}
 WIDTHS = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}

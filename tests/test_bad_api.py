@@ -10,8 +10,8 @@ import pytest
 from cliffhmr.errors import CliffError
 from cliffhmr.evaluation.evaluate import EvalSettings
 from cliffhmr.geometry.camera import Intrinsics
-from cliffhmr.image import load_image
-from cliffhmr.pipeline import Predictor, PredictorConfig
+from cliffhmr.perception.image import load_image
+from cliffhmr.inference.pipeline import Predictor, PredictorConfig
 from conftest import run
 
 IMAGE = np.zeros((48, 64, 3), np.uint8)

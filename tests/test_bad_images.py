@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cliffhmr.errors import CliffError
-from cliffhmr.image import MAX_PIXELS, load_image
+from cliffhmr.perception.image import MAX_PIXELS, load_image
 from conftest import assert_one_line_error, run_in_subprocess
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")

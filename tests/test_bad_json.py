@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from cliffhmr.errors import CliffError
 from cliffhmr.geometry.camera import Intrinsics, check_focal
-from cliffhmr.image import LoadedImage, load_boxes_file
+from cliffhmr.perception.image import LoadedImage, load_boxes_file
 from cliffhmr.perception.crop import box_to_center_scale, validate_boxes
 from cliffhmr.perception.keypoint_files import load_keypoints_file
-from cliffhmr.pipeline import PredictorConfig, _check_keypoints, _keypoint_boxes
+from cliffhmr.inference.pipeline import PredictorConfig, _check_keypoints, _keypoint_boxes
 from cliffhmr.train.config import load_config
 
 FEW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -48,7 +48,7 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded for a run whose output place is bad")
 
-    monkeypatch.setattr("cliffhmr.pipeline.Predictor.__init__", refuse)
+    monkeypatch.setattr("cliffhmr.inference.pipeline.Predictor.__init__", refuse)
     monkeypatch.setattr("cliffhmr.train.engine.build_model", refuse)
 
 

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from cliffhmr.errors import CliffError
-from cliffhmr.export import glb_bytes, obj_text, save_npz
-from cliffhmr.image import boxes_for, list_images, load_boxes_file, load_image
+from cliffhmr.inference.export import glb_bytes, obj_text, save_npz
+from cliffhmr.perception.image import boxes_for, list_images, load_boxes_file, load_image
 from cliffhmr.perception import crop
 
 
@@ -316,14 +316,14 @@ def test_npz_lands_under_the_exact_name_whatever_its_suffix(tmp_path, name):
 
 
 def test_output_stems_are_unique():
-    from cliffhmr.image import output_stems
+    from cliffhmr.perception.image import output_stems
 
     names = ["a.jpg", "photo.jpg", "photo.png", "photo_jpg.png", "x.JPG"]
     assert output_stems([Path(n) for n in names]) == ["a", "photo_jpg", "photo_png", "photo_jpg_2", "x"]
 
 
 def test_json_is_strict_whatever_the_numbers(tmp_path):
-    from cliffhmr.export import save_json
+    from cliffhmr.inference.export import save_json
 
     data = {"q": float("nan"), "t": np.array([1.5, np.inf, -np.inf]), "n": np.float32(2.5), "k": np.int64(3),
             "p": Path("a/b.jpg"), "rows": [(1.0, float("nan"))], "ok": None}  # fmt: skip

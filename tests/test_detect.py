@@ -219,7 +219,7 @@ def test_previous_detector_still_selectable():
 
 def test_command_line_chooses_the_detector(monkeypatch):
     """`--detector ssdlite` reaches the pipeline's config, which builds that detector (lazily)."""
-    import cliffhmr.pipeline as pipeline
+    import cliffhmr.inference.pipeline as pipeline
     from cliffhmr import cli
 
     made = {}

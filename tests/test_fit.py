@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cliffhmr.fit import FitConfig, fit_people
+from cliffhmr.fitting.fit import FitConfig, fit_people
 from cliffhmr.geometry.camera import perspective_project
 from cliffhmr.geometry.rotation import geodesic_angle
 from cliffhmr.models.initial import initial_estimate
@@ -118,7 +118,7 @@ def test_warm_starts_from_the_previous_frame_are_as_accurate_as_cold_fits_in_few
     land near the keypoints, and take a tenth of the steps."""
     from cliffhmr.geometry.camera import perspective_project
     from cliffhmr.body import Estimate
-    from cliffhmr.fit import warm_config
+    from cliffhmr.fitting.fit import warm_config
     from cliffhmr.geometry.rotation import axis_angle_to_rotmat
     from cliffhmr.body import FACE_CAMERA
     from cliffhmr.synthetic.scenes import load_mocap_poses

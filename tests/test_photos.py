@@ -57,7 +57,7 @@ def test_posture_helpers_on_hand_made_joints():
 
 @pytest.fixture(scope="module")
 def results():
-    from cliffhmr.pipeline import Predictor
+    from cliffhmr.inference.pipeline import Predictor
 
     predictor = Predictor()
     return {name: predictor(EXAMPLES / name) for name in PHOTOS}
@@ -86,7 +86,7 @@ def test_a_flipped_photo_gives_the_mirrored_body(results):
     in 3D, the original ones mirrored (x negated, left and right exchanged), within a few cm;
     not the same body turned around or unmirrored."""
     from cliffhmr.perception.leftright import swap_left_right
-    from cliffhmr.pipeline import Predictor
+    from cliffhmr.inference.pipeline import Predictor
 
     original = results["astronaut.jpg"].people[0]
     pixels = results["astronaut.jpg"].image.pixels
@@ -108,7 +108,7 @@ def test_people_blazepose_reads_mirrored_come_out_facing_the_camera(name):
     up = forward), points towards the camera (-z)."""
     from PIL import Image
 
-    from cliffhmr.pipeline import Predictor
+    from cliffhmr.inference.pipeline import Predictor
 
     image = np.asarray(Image.open(Path(__file__).parent / "data" / name).convert("RGB"))
     person = Predictor()(image).people[0]

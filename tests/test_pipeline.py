@@ -189,7 +189,7 @@ def test_a_body_behind_the_camera_is_flagged_not_given_pixels(tmp_path, capsys, 
 def test_devices_that_are_not_there_get_one_line(tmp_path, capsys, photo):
     from cliffhmr.device import resolve_device
     from cliffhmr.errors import CliffError
-    from cliffhmr.pipeline import Predictor, PredictorConfig
+    from cliffhmr.inference.pipeline import Predictor, PredictorConfig
 
     image, _ = photo
     missing = ["bogus", "cuda:99"] + ([] if torch.cuda.is_available() else ["cuda"])

@@ -10,12 +10,12 @@ from PIL import Image
 
 from cliffhmr.data.augment import Augment, camera_transform
 from cliffhmr.geometry.camera import Intrinsics, perspective_project
-from cliffhmr.image import LoadedImage
+from cliffhmr.perception.image import LoadedImage
 from cliffhmr.perception import crop
 from cliffhmr.perception.blazepose import warp_square
 from cliffhmr.perception.keypoints import outside_missing
-from cliffhmr.pipeline import _whole_image_box
-from cliffhmr.render import rasterize
+from cliffhmr.inference.pipeline import _whole_image_box
+from cliffhmr.inference.render import rasterize
 
 W, H = 12, 16
 

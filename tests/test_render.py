@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from cliffhmr import render
-from cliffhmr.render import rasterize, rasterize_meshes, render_overlay, render_side_view
+from cliffhmr.inference import render
+from cliffhmr.inference.render import rasterize, rasterize_meshes, render_overlay, render_side_view
 
 QUAD_FACES = np.array([[0, 1, 2], [0, 2, 3]])
 

@@ -1,4 +1,4 @@
-"""cliffhmr/sequence.py on keypoints made here (no images): left and right along a track, people
+"""cliffhmr/inference/sequence.py on keypoints made here (no images): left and right along a track, people
 hidden behind others, and fits from the previous frames against fits of each frame alone."""
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cliffhmr.perception.leftright import swap_left_right
-from cliffhmr.sequence import Observation, ProcessedFrame, SequenceConfig, along, fit_tracks, fix_left_right, hidden_behind, refine_tracks
+from cliffhmr.inference.sequence import Observation, ProcessedFrame, SequenceConfig, along, fit_tracks, fix_left_right, hidden_behind, refine_tracks
 
 
 def _walker(T: int, x0: float = 300.0, facing: int = 1) -> np.ndarray:
@@ -100,7 +100,7 @@ def test_fits_from_the_previous_frames_are_smoother(anny_body, walk_keypoints):
     """The same jittery keypoints fitted frame by frame from scratch, and along the track (warm
     starts, smoothness, one shape, the smoothing pass): the tracked joints' acceleration error
     is under half the per-frame one (a fifth, as it happens), their MPJPE within 3 cm of it."""
-    from cliffhmr.pipeline import Predictor, PredictorConfig, StageTimer
+    from cliffhmr.inference.pipeline import Predictor, PredictorConfig, StageTimer
 
     truth, keypoints, K = walk_keypoints
     predictor = Predictor(PredictorConfig())
@@ -132,7 +132,7 @@ def test_the_smoothing_pass_puts_a_hidden_person_between_their_neighbours(anny_b
     """Three frames of one track, the middle one's keypoints someone else's (hidden): the
     smoothing pass puts it where the motion from the frame before to the frame after is at its
     time (a quarter of the way: times 0, 0.1, 0.4 s); the ends, without two neighbours, stay."""
-    from cliffhmr.pipeline import Predictor, StageTimer
+    from cliffhmr.inference.pipeline import Predictor, StageTimer
 
     _, keypoints, K = walk_keypoints
     predictor = Predictor()

@@ -1,11 +1,11 @@
-"""cliffhmr/track.py: the Hungarian method and the tracker, on synthetic boxes and keypoints."""
+"""cliffhmr/perception/track.py: the Hungarian method and the tracker, on synthetic boxes and keypoints."""
 
 import itertools
 
 import numpy as np
 
 from cliffhmr.perception.leftright import swap_left_right
-from cliffhmr.track import Tracker, TrackerConfig, keypoint_similarity, linear_assignment
+from cliffhmr.perception.track import Tracker, TrackerConfig, keypoint_similarity, linear_assignment
 
 
 def _brute_force(cost: np.ndarray) -> float:

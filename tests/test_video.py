@@ -1,4 +1,4 @@
-"""Video in (cliffhmr/video.py): files written here with PyAV directly, at known times; folders of
+"""Video in (cliffhmr/inference/video.py): files written here with PyAV directly, at known times; folders of
 numbered frames; damaged files. The whole video path through the CLI is further below."""
 
 import json
@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from cliffhmr.errors import CliffError
-from cliffhmr.video import FrameRange, Reader, Writer, numbered_frames
+from cliffhmr.inference.video import FrameRange, Reader, Writer, numbered_frames
 from conftest import assert_one_line_error, astronaut_frame, blank_frame, run, write_video
 from test_animation import read_bvh
 
@@ -91,7 +91,7 @@ def test_the_writer_keeps_times_and_pads_odd_sizes(tmp_path):
 
 
 def test_garbage_inside_a_file_ends_it_with_one_line_after_the_good_frames(tmp_path):
-    from cliffhmr.video import VideoDamaged
+    from cliffhmr.inference.video import VideoDamaged
 
     rng = np.random.default_rng(2)
     noise = [np.clip(rng.normal(40 + 5 * i, 25, (96, 128, 3)), 0, 255).astype(np.uint8) for i in range(24)]
@@ -259,7 +259,7 @@ def test_the_network_path_is_tracked_and_smoothed_too(tmp_path, capsys, smpl_pkl
     assert code == 0, io.err
     d = np.load(out / "net.npz")
     from cliffhmr.geometry.camera import Intrinsics
-    from cliffhmr.pipeline import Predictor, PredictorConfig
+    from cliffhmr.inference.pipeline import Predictor, PredictorConfig
 
     first = next(iter(Reader(clip).frames())).pixels
     K = Intrinsics(*d["intrinsics"][[0, 1, 0, 1], [0, 1, 2, 2]])

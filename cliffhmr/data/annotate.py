@@ -18,9 +18,9 @@ import torch
 from ..atomic import check_output_file, write_npz_atomic
 from ..body.smpl import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from ..errors import CliffError
-from ..fit import FitConfig
+from ..fitting.fit import FitConfig
 from ..perception import crop
-from ..pipeline import ImageResult
+from ..inference.pipeline import ImageResult
 from .joints import coco17_to_j24
 
 SMPL_POSE_DIM = 3 * SMPL_NUM_JOINTS

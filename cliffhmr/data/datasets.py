@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, Sampler
 from ..body.smpl import SMPL_NUM_JOINTS
 from ..errors import CliffError
 from ..geometry.rotation import axis_angle_to_rotmat
-from ..image import load_image
+from ..perception.image import load_image
 from ..perception import crop
 from .augment import Augment, AugmentConfig, augment_annotations, camera_transform, colour_and_occlude
 from .npz_format import load_annotations

@@ -35,7 +35,7 @@ from ..data.datasets import DatasetSpec, NpzDataset
 from ..data.joints import H36M_TO_J14, J24_HIPS, J24_TO_J14, body_to_j24
 from ..device import resolve_device
 from ..errors import CliffError
-from ..export import save_json
+from ..inference.export import save_json
 from ..geometry.camera import bbox_info, perspective_project
 from ..geometry.rotation import axis_angle_to_rotmat, geodesic_angle
 from ..perception.crop import RESCALE_EVALUATION, keypoint_box

@@ -20,7 +20,7 @@ from ..errors import CliffError
 from ..geometry.camera import perspective_project, ray_rotation
 from ..geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
 from ..perception import crop
-from ..render import rasterize
+from ..inference.render import rasterize
 from .scenes import sample_rotmats
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import CliffError
-from .geometry.camera import FILM_35MM_DIAGONAL_MM, FOCAL_35MM_RANGE
-from .jsonio import read_json_file
+from ..errors import CliffError
+from ..geometry.camera import FILM_35MM_DIAGONAL_MM, FOCAL_35MM_RANGE
+from ..jsonio import read_json_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 _EXIF_IFD = 0x8769

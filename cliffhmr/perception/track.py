@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry.boxes import box_iou
-from .perception.leftright import swap_left_right
+from ..geometry.boxes import box_iou
+from .leftright import swap_left_right
 
 # COCO's per-keypoint OKS constants (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
 COCO17_SIGMAS = np.array(

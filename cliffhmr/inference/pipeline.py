@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .body import COCO17_NAMES, BodyModel, load_body_model
-from .device import resolve_device
-from .errors import CliffError
-from .fit import FitConfig
-from .geometry import camera
-from .geometry.boxes import box_around, grow_box
-from .geometry.rotation import rotmat_to_axis_angle
-from .image import LoadedImage, load_image
-from .perception import crop
+from ..body import COCO17_NAMES, BodyModel, load_body_model
+from ..device import resolve_device
+from ..errors import CliffError
+from ..fitting.fit import FitConfig
+from ..geometry import camera
+from ..geometry.boxes import box_around, grow_box
+from ..geometry.rotation import rotmat_to_axis_angle
+from ..perception.image import LoadedImage, load_image
+from ..perception import crop
 
 
 @dataclass
@@ -125,7 +125,7 @@ class Predictor:
         self.device = resolve_device(cfg.device)
         self.network = None
         if cfg.checkpoint is not None:
-            from .models import load_network
+            from ..models import load_network
 
             if cfg.body_model in (None, "anny"):
                 raise CliffError("the CLIFF network predicts SMPL parameters: pass --smpl PATH with --checkpoint")
@@ -138,7 +138,7 @@ class Predictor:
     @property
     def detector(self):
         if self._detector is None:
-            from .perception.detect import PersonDetector
+            from ..perception.detect import PersonDetector
 
             self._detector = PersonDetector(score_threshold=self.config.detection_threshold, kind=self.config.detector)
         return self._detector
@@ -146,7 +146,7 @@ class Predictor:
     @property
     def pose_estimator(self):
         if self._pose is None:
-            from .perception.blazepose import PoseEstimator
+            from ..perception.blazepose import PoseEstimator
 
             self._pose = PoseEstimator()
         return self._pose
@@ -225,7 +225,7 @@ class Predictor:
     @torch.no_grad()
     def _run_network(self, image, center, scale, focal, principal, timer):
         """-> (Estimate in the full frame, crop camera (P, 3)) from the CLIFF network."""
-        from .body import Estimate
+        from ..body import Estimate
 
         net = self.network
         with timer("crop"):
@@ -272,8 +272,8 @@ class Predictor:
         a track's prediction and shape (see `fit.fit_people`); config: default FitConfig with this
         predictor's iterations.
         """
-        from .fit import fit_people
-        from .models.initial import initial_estimate
+        from ..fitting.fit import fit_people
+        from ..models.initial import initial_estimate
 
         timer = timer or StageTimer()
         config = config or FitConfig(iterations=self.config.fit_iterations)
@@ -335,7 +335,7 @@ def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
     seen = kp[..., 2] > 0
     if not seen.any(-1).all():
         raise CliffError(f"{source}: a person has no keypoint with positive confidence")
-    from .perception.keypoints import outside_missing
+    from ..perception.keypoints import outside_missing
 
     kept = outside_missing(kp, image.width, image.height)  # placed outside the image: missing, as BlazePose's
     inside = kept[..., 2] > 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_path, write_bytes_atomic, write_npz_atomic, write_text_atomic
+from ..atomic import atomic_path, write_bytes_atomic, write_npz_atomic, write_text_atomic
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
@@ -152,7 +152,7 @@ def _quaternions(R: np.ndarray) -> np.ndarray:
     """(..., 3, 3) -> (..., 4) unit quaternions (x, y, z, w), glTF's order."""
     import torch
 
-    from .geometry.rotation import rotmat_to_quat
+    from ..geometry.rotation import rotmat_to_quat
 
     return rotmat_to_quat(torch.as_tensor(R, dtype=torch.float64)).numpy()
 

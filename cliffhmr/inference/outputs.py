@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .atomic import all_or_none
+from .. import __version__
+from ..atomic import all_or_none
 from .export import Motion, save_animation, save_glb, save_json, save_npz, save_obj, save_png
 from .pipeline import ImageResult, Person, single_threaded
 
@@ -243,7 +243,7 @@ def render_video(result, body, reader, chosen, path: Path, progress: bool = Fals
     import torch
     from tqdm import tqdm
 
-    from .atomic import atomic_path
+    from ..atomic import atomic_path
     from .render import PALETTE, render_overlay
     from .video import VideoDamaged, Writer
 

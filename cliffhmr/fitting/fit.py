@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .body import BodyModel, BodyOutput, Estimate
-from .body.prior import PosePrior, load_pose_prior
-from .geometry.boxes import box_around, box_size
-from .geometry.camera import cam_crop_to_full, cam_full_to_crop, perspective_project, ray_rotation, weak_perspective_to_image
-from .geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle, rotmat_to_rot6d
-from .perception.keypoints import sanitize_keypoints
+from ..body import BodyModel, BodyOutput, Estimate
+from ..body.prior import PosePrior, load_pose_prior
+from ..geometry.boxes import box_around, box_size
+from ..geometry.camera import cam_crop_to_full, cam_full_to_crop, perspective_project, ray_rotation, weak_perspective_to_image
+from ..geometry.rotation import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle, rotmat_to_rot6d
+from ..perception.keypoints import sanitize_keypoints
 
 # COCO-17 indices used to anchor the torso before the limbs are free to move.
 TORSO = (5, 6, 11, 12)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CliffError
-from .image import IMAGE_SUFFIXES, load_image
+from ..errors import CliffError
+from ..perception.image import IMAGE_SUFFIXES, load_image
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v"}
 

@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .body import Estimate
-from .fit import FitConfig, warm_config
-from .geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
-from .perception.leftright import consistent_left_right, mirror_world, swap_left_right
+from ..body import Estimate
+from ..fitting.fit import FitConfig, warm_config
+from ..geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
+from ..perception.leftright import consistent_left_right, mirror_world, swap_left_right
 from .pipeline import Person, Predictor, StageTimer, choose_intrinsics
-from .track import Tracker, TrackerConfig
+from ..perception.track import Tracker, TrackerConfig
 from .video import FrameRange, Reader, VideoDamaged, VideoInfo
 
 
@@ -159,7 +159,7 @@ def hidden_behind(observations: list[Observation], min_similarity: float = 0.5) 
     """ids of the observations whose keypoints are another person's: where two people of a frame
     have nearly the same keypoints (OKS above `min_similarity`, either left/right labelling), the
     keypoint model read one body in both boxes, the one in front: the larger box keeps them."""
-    from .track import keypoint_similarity
+    from ..perception.track import keypoint_similarity
 
     by_frame: dict[int, list[Observation]] = {}
     for o in observations:
