@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 
-from onnx_fp16 import sha256_of as sha, store_weights_fp16  # tools/ is on sys.path when a script here runs
+from onnx_fp16 import save_fp16, sha256_of as sha  # tools/ is on sys.path when a script here runs
 
 NAME = "movenet-lightning"
 FUSED = ("_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul")
@@ -70,7 +70,6 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     import numpy as np
     import onnx
-    import onnxruntime as ort
 
     src = {ext: os.path.join(args.models, f"{NAME}.{ext}") for ext in ("json", "bin")}
     for f in src.values():
@@ -86,12 +85,7 @@ def main(argv=None) -> None:
                         "--output", raw, "--opset", "13"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         model = onnx.load(raw)
     rename_io(model)
-    onnx.checker.check_model(model)
-    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    store_weights_fp16(model)
-    onnx.checker.check_model(model)
-    onnx.save(model, args.out)
-    new = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"])
+    ref, new = save_fp16(model, args.out)
     x = np.random.default_rng(0).integers(0, 256, size=(1, 192, 192, 3)).astype(np.int32)
     a, b = ref.run(["keypoints"], {"image": x})[0], new.run(["keypoints"], {"image": x})[0]
     print(f"keypoints {b.shape}; float16 weights vs float32: max abs difference {float(np.abs(a - b).max()):.2e}")

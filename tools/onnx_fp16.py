@@ -31,3 +31,18 @@ def store_weights_fp16(model, min_size: int = 1024):
     del g.node[:]
     g.node.extend(nodes)
     return model
+
+
+def save_fp16(model, out: str):
+    """Check `model`, store its weights as float16 and save it at `out` -> (an onnxruntime session
+    on the float32 model, one on the saved file), for the scripts to compare on a test input."""
+    import onnx
+    import onnxruntime as ort
+
+    cpu = ["CPUExecutionProvider"]
+    onnx.checker.check_model(model)
+    reference = ort.InferenceSession(model.SerializeToString(), providers=cpu)
+    store_weights_fp16(model)
+    onnx.checker.check_model(model)
+    onnx.save(model, out)
+    return reference, ort.InferenceSession(out, providers=cpu)
