@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
-from ..perception.onnx import ort_session
 from ..errors import CliffError
 from ..geometry.camera import BBOX_INFO_STYLES
+from ..perception.onnx import ort_session
 from .checkpoint import LoadedCheckpoint
 from .cliff import CLIFF, CliffOutput
 
@@ -79,8 +79,8 @@ class OnnxCliff:
     """An exported CLIFF network in onnxruntime, called like `CLIFF`: (img, bbox_info) -> CliffOutput.
     The CUDA execution provider is used for a CUDA device when onnxruntime has it."""
 
-    def __init__(self, path: Path, session, crop_height: int, backbone: str, device: torch.device):
-        self.path, self.session, self.crop_height, self.backbone, self.device = path, session, crop_height, backbone, device
+    def __init__(self, path: Path, session, crop_height: int):
+        self.path, self.session, self.crop_height = path, session, crop_height
 
     def __call__(self, img: torch.Tensor, bbox_info: torch.Tensor, n_iter: int = N_ITER) -> CliffOutput:
         if n_iter != N_ITER:
@@ -106,11 +106,10 @@ def load_onnx(path: str | os.PathLike, backbone: str | None = None, device: str 
         raise CliffError(f"{path} holds a {meta.get('backbone')} network, not {backbone}")
     if meta.get("bbox_info") not in BBOX_INFO_STYLES or not meta.get("crop_height", "").isdigit():
         raise CliffError(f"{path}: damaged metadata {meta}")
-    device = torch.device(device)
-    if device.type == "cuda":
+    if torch.device(device).type == "cuda":
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" in ort.get_available_providers():
             session.set_providers(["CUDAExecutionProvider", "CPUExecutionProvider"])
-    model = OnnxCliff(path, session, int(meta["crop_height"]), meta["backbone"], device)
+    model = OnnxCliff(path, session, int(meta["crop_height"]))
     return LoadedCheckpoint(model=model, backbone=meta["backbone"], bbox_info=meta["bbox_info"], mode=meta.get("mode", "cliff"))
