@@ -102,7 +102,7 @@ def make_people(body, n_frames: int) -> list[dict]:
 
 def render_clip(body, people: list[dict], f: float, path: Path, seed: int = 0) -> list[dict]:
     """Render and encode the clip -> per frame, per person: true COCO joints (17, 3) and box (4,)."""
-    from cliffhmr.inference.pipeline import single_threaded
+    from cliffhmr.device import single_threaded
     from cliffhmr.inference.render import render_overlay
     from cliffhmr.inference.video import Writer
 

@@ -249,18 +249,26 @@ def _each_image(args, images, boxes, keypoints, predictor, step, desc: str) -> l
     (a full disk) stops the run: the next images would fail the same way."""
     from tqdm import tqdm
 
+    from .inference.pipeline import Request
     from .perception.image import boxes_for
 
-    failed = []
-    for path in tqdm(images, desc=desc, unit="img", disable=len(images) == 1):
+    def request(path):
+        return Request(path, boxes=boxes_for(boxes, path) if boxes is not None else None, intrinsics=args.intrinsics,
+                       focal=args.focal, keypoints=keypoints(path), keypoints_source=str(args.keypoints))  # fmt: skip
+
+    entries = []  # per image, in order: its request, or why it has none (not in the boxes or keypoints file)
+    for path in images:
         try:
-            result = predictor(
-                path, boxes=boxes_for(boxes, path) if boxes is not None else None, intrinsics=args.intrinsics,
-                focal=args.focal, keypoints=keypoints(path), keypoints_source=str(args.keypoints),
-            )  # fmt: skip
+            entries.append(request(path))
         except CliffError as e:
+            entries.append(e)
+    results = predictor.predict_many(e for e in entries if not isinstance(e, CliffError))
+    failed = []
+    for path, entry in tqdm(list(zip(images, entries)), desc=desc, unit="img", disable=len(images) == 1):
+        result = entry if isinstance(entry, CliffError) else next(results)[1]
+        if isinstance(result, CliffError):
             failed.append(path)
-            tqdm.write(f"cliffhmr: error: {e}", file=sys.stderr)
+            tqdm.write(f"cliffhmr: error: {result}", file=sys.stderr)
             continue
         tqdm.write(step(path, result))
         if getattr(args, "profile", False):

@@ -100,7 +100,8 @@ def test_fits_from_the_previous_frames_are_smoother(anny_body, walk_keypoints):
     """The same jittery keypoints fitted frame by frame from scratch, and along the track (warm
     starts, smoothness, one shape, the smoothing pass): the tracked joints' acceleration error
     is under half the per-frame one (a fifth, as it happens), their MPJPE within 3 cm of it."""
-    from cliffhmr.inference.pipeline import Predictor, PredictorConfig, StageTimer
+    from cliffhmr.inference.pipeline import Predictor, PredictorConfig
+    from cliffhmr.timing import StageTimer
 
     truth, keypoints, K = walk_keypoints
     predictor = Predictor(PredictorConfig())
@@ -132,7 +133,8 @@ def test_the_smoothing_pass_puts_a_hidden_person_between_their_neighbours(anny_b
     """Three frames of one track, the middle one's keypoints someone else's (hidden): the
     smoothing pass puts it where the motion from the frame before to the frame after is at its
     time (a quarter of the way: times 0, 0.1, 0.4 s); the ends, without two neighbours, stay."""
-    from cliffhmr.inference.pipeline import Predictor, StageTimer
+    from cliffhmr.inference.pipeline import Predictor
+    from cliffhmr.timing import StageTimer
 
     _, keypoints, K = walk_keypoints
     predictor = Predictor()

@@ -20,8 +20,9 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import all_or_none
+from ..device import single_threaded
 from .export import Motion, save_animation, save_glb, save_json, save_npz, save_obj, save_png
-from .pipeline import ImageResult, Person, single_threaded
+from .pipeline import ImageResult, Person
 
 NPZ_KEYS = {
     "imgname": "(N,) image path, repeated per person (as in the official demo)",

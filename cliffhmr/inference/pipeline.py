@@ -8,16 +8,15 @@ image -> person boxes -> crops and camera -> (CLIFF network | keypoints + regres
 from __future__ import annotations
 
 import numbers
-import time
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..body import COCO17_NAMES, BodyModel, load_body_model
-from ..device import resolve_device
+from ..body import COCO17_NAMES, BodyModel, BodyOutput, load_body_model
+from ..device import resolve_device, single_threaded
 from ..errors import CliffError
 from ..fitting.fit import FitConfig
 from ..geometry import camera
@@ -25,6 +24,9 @@ from ..geometry.boxes import box_around, grow_box
 from ..geometry.rotation import rotmat_to_axis_angle
 from ..perception.image import LoadedImage, load_image
 from ..perception import crop
+from ..perception.keypoints import check_user_keypoints
+from ..timing import StageTimer
+from .engine import EngineConfig, Network, cut_crops, prefetch, run_network
 
 
 @dataclass
@@ -70,6 +72,7 @@ class PredictorConfig:
     fit_iterations: int = FitConfig.iterations  # at most: the fit stops once converged
     refine: bool = False  # with a checkpoint: fit the network's estimate to 2D keypoints in the full frame
     device: str = "cpu"
+    engine: EngineConfig = EngineConfig()  # batching of the network path (predict_many)
 
     def __post_init__(self) -> None:
         # The one check of these settings, for the CLI's flags and the API alike.
@@ -86,32 +89,37 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-@contextmanager
-def single_threaded():
-    """Run torch on one thread inside the block. The fit and the renderer work on small tensors:
-    a second thread gains little on an idle 2-core machine and costs 5-20x when the cores are
-    busy (measured: fit 1.0 s vs 6.0 s, render 0.22 s vs 4.9 s on a loaded machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+@dataclass
+class Request:
+    """One image for `Predictor.predict_many`: what `Predictor.__call__` takes."""
+
+    source: str | Path | np.ndarray | LoadedImage
+    boxes: np.ndarray | None = None
+    intrinsics: camera.Intrinsics | None = None
+    focal: float | None = None
+    keypoints: np.ndarray | None = None
+    keypoints_source: str = "keypoints"
 
 
-class StageTimer:
-    """Seconds spent per named stage, summed over every `with timer("stage"):` block."""
+@dataclass
+class _Job:
+    """An image ready for the network or the fit: its camera, boxes and crops' centres and scales."""
 
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
+    image: LoadedImage
+    K: camera.Intrinsics
+    boxes: np.ndarray  # (N, 5)
+    center: torch.Tensor  # (N, 2)
+    scale: torch.Tensor  # (N,)
+    keypoints: np.ndarray | None  # (N, 17, 3) the user's, or None
+    timer: StageTimer
 
-    @contextmanager
-    def __call__(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+def _load(request: Request) -> tuple[LoadedImage, StageTimer]:
+    """Decode a request's image (in `prefetch`'s thread), timed."""
+    timer = StageTimer()
+    with timer("decode"):
+        image = request.source if isinstance(request.source, LoadedImage) else load_image(request.source)
+    return image, timer
 
 
 class Predictor:
@@ -123,13 +131,14 @@ class Predictor:
         self.config = config or PredictorConfig()
         cfg = self.config
         self.device = resolve_device(cfg.device)
-        self.network = None
+        self.network = self.engine = None
         if cfg.checkpoint is not None:
             from ..models import load_network
 
             if cfg.body_model in (None, "anny"):
                 raise CliffError("the CLIFF network predicts SMPL parameters: pass --smpl PATH with --checkpoint")
             self.network = load_network(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device)
+            self.engine = Network(self.network, self.device, cfg.engine)
         self.body: BodyModel = load_body_model(cfg.body_model, device=cfg.device)
         self._detector = None
         self._pose = None
@@ -174,13 +183,44 @@ class Predictor:
         or None to estimate them; without boxes, each person's box is their keypoints' extent.
         keypoints_source names the keypoints in error messages (e.g. their file).
         """
-        timer = StageTimer()
-        image = source if isinstance(source, LoadedImage) else load_image(source)
-        K = choose_intrinsics(image.width, image.height, intrinsics, focal, image.focal_35mm)
-        name = str(image.path) if image.path else "image"
+        request = Request(source, boxes, intrinsics, focal, keypoints, keypoints_source)
+        return self._predict([self._prepare(request, *_load(request))])[0]
 
+    def predict_many(self, requests: Iterable[Request]) -> Iterator[tuple[Request, ImageResult | CliffError]]:
+        """Predict many images -> (request, its result or the CliffError that stopped it), in order.
+
+        Images are decoded ahead in a background thread; on the CLIFF network path the people of
+        several images go through the network together (`engine`, batches of the config's
+        `engine.batch_size` people). Results equal `__call__`'s image by image.
+        """
+        pending: list[tuple[Request, _Job | CliffError]] = []  # in order: a failed image waits for the batch before it
+
+        def flush():
+            jobs = [job for _, job in pending if not isinstance(job, CliffError)]
+            try:
+                results = iter(self._predict(jobs) if jobs else [])
+            except CliffError as e:  # one image's fit, or the batch's network: that batch's images fail
+                results = iter([e] * len(jobs))
+            yield from ((r, job if isinstance(job, CliffError) else next(results)) for r, job in pending)
+            pending.clear()
+
+        for request, loaded in prefetch(requests, _load, self.config.engine.prefetch):
+            try:
+                pending.append((request, self._prepare(request, *loaded.result())))
+            except CliffError as e:
+                pending.append((request, e))
+            people = sum(len(job.boxes) for _, job in pending if not isinstance(job, CliffError))
+            if self.method != "cliff" or people >= self.config.engine.batch_size:
+                yield from flush()
+        yield from flush()
+
+    def _prepare(self, request: Request, image: LoadedImage, timer: StageTimer) -> _Job:
+        """An image's camera and boxes (detected unless given), and its keypoints when given."""
+        K = choose_intrinsics(image.width, image.height, request.intrinsics, request.focal, image.focal_35mm)
+        name = str(image.path) if image.path else "image"
+        keypoints, boxes, source = request.keypoints, request.boxes, request.keypoints_source
         if keypoints is not None:
-            keypoints = _check_keypoints(keypoints, image, keypoints_source)
+            keypoints = check_user_keypoints(keypoints, image.width, image.height, source, str(image.path or ""))
         with timer("detection"):
             if boxes is None and keypoints is not None:
                 boxes = _keypoint_boxes(keypoints)  # the user's keypoints say who is there
@@ -189,63 +229,57 @@ class Predictor:
             else:
                 boxes = crop.validate_boxes(boxes, image.width, image.height, source=name)
         if keypoints is not None and len(keypoints) != len(boxes):
-            raise CliffError(f"{keypoints_source}: {len(keypoints)} people's keypoints for {len(boxes)} boxes in {name}")
+            raise CliffError(f"{source}: {len(keypoints)} people's keypoints for {len(boxes)} boxes in {name}")
+        center, scale = crop.box_to_center_scale(torch.as_tensor(boxes[:, :4], dtype=torch.float32), rescale=self.config.rescale)
+        return _Job(image, K, boxes, center, scale, keypoints, timer)
 
-        n = len(boxes)
-        box_t = torch.as_tensor(boxes[:, :4], dtype=torch.float32)
-        center, scale = crop.box_to_center_scale(box_t, rescale=self.config.rescale)
-        focal_t = torch.full((n,), K.focal)
-        principal = torch.tensor([[K.cx, K.cy]]).expand(n, 2)
+    def _predict(self, jobs: list[_Job]) -> list[ImageResult]:
+        if self.method == "cliff":
+            return self._predict_network(jobs)
+        (job,) = jobs
+        init = self._network_people([job], job.timer, pose=False).estimate if self.network and len(job.boxes) else None
+        people = self._run_fit(job.image, job.boxes, job.K, job.keypoints, job.timer, init) if len(job.boxes) else []
+        return [self._result(job, people, job.timer.seconds)]
 
-        if n == 0:
+    def _predict_network(self, jobs: list[_Job]) -> list[ImageResult]:
+        """The people of every image in one network batch; each image's result gets its share of
+        the batch's time, by its number of people."""
+        batch_timer, people_in = StageTimer(), [len(job.boxes) for job in jobs]
+        found = self._network_people([job for job in jobs if len(job.boxes)], batch_timer) if sum(people_in) else None
+        results, start, total = [], 0, max(sum(people_in), 1)
+        for job in jobs:
+            part = slice(start, start + len(job.boxes))
+            start = part.stop
             people = []
-        elif self.method == "cliff":
-            est, cam = self._run_network(image, center, scale, focal_t, principal, timer)
-            with timer("body model"), torch.no_grad():
-                body = self.body(est.rotmat.to(self.device), est.betas.to(self.device), est.transl.to(self.device))
-            people = _people(boxes, center, scale, est.rotmat, est.betas, cam, est.transl, body, K)
-            for person, s in zip(people, cam[:, 0].tolist()):
-                if not s > 0:  # the crop scale puts the body at or behind the camera: no pixels to report
-                    person.flags.append("behind_camera")
-                    person.keypoints_2d[:] = np.nan
-        else:
-            init = self._run_network(image, center, scale, focal_t, principal, timer)[0] if self.network else None
-            people = self._run_fit(image, boxes, K, keypoints, timer, init)
-        return ImageResult(
-            image=image,
-            intrinsics=K,
-            body_model=self.body.name,
-            method=self.method,
-            joint_names=self.joint_names,
-            faces=self.faces,
-            people=people,
-            timings=timer.seconds,
-        )
+            if len(job.boxes):
+                est, cam = found.estimate, found.cam[part]
+                body = BodyOutput(*(getattr(found.body, k)[part] for k in ("vertices", "joints", "keypoints")))
+                people = _people(job.boxes, job.center, job.scale, est.rotmat[part], est.betas[part], cam, est.transl[part], body, job.K)
+                for person, s in zip(people, cam[:, 0].tolist()):
+                    if not s > 0:  # the crop scale puts the body at or behind the camera: no pixels to report
+                        person.flags.append("behind_camera")
+                        person.keypoints_2d[:] = np.nan
+            share = len(job.boxes) / total
+            timings = {**job.timer.seconds, **{k: v * share for k, v in batch_timer.seconds.items()}}
+            results.append(self._result(job, people, timings))
+        return results
 
-    @torch.no_grad()
-    def _run_network(self, image, center, scale, focal, principal, timer):
-        """-> (Estimate in the full frame, crop camera (P, 3)) from the CLIFF network."""
-        from ..body import Estimate
-
-        net = self.network
+    def _network_people(self, jobs: list[_Job], timer: StageTimer, pose: bool = True):
+        """The CLIFF network's reading of every person of `jobs` (`engine.NetworkPeople`)."""
         with timer("crop"):
-            crops = crop.normalize(crop.crop_images(image.pixels, center, scale, net.model.crop_height)).to(self.device)
-            b = 200.0 * scale
-            info = camera.bbox_info(center, b, focal, principal, style=net.bbox_info).to(self.device)
-            if net.mode == "hmr":  # the baseline never saw where its crops were
-                info = torch.zeros_like(info)
-        with timer("network"):
-            out = net.model(crops, info)
-        transl = camera.cam_crop_to_full(out.cam.cpu(), center, b, focal, principal)
-        return Estimate(out.rotmat.cpu(), out.betas.cpu(), transl), out.cam
+            batch = cut_crops([(j.image.pixels, j.center, j.scale, j.K) for j in jobs], self.engine.crop_height, self.device)
+        return run_network(self.engine, self.body if pose else None, batch, timer)
+
+    def _result(self, job: _Job, people: list[Person], timings: dict[str, float]) -> ImageResult:
+        return ImageResult(image=job.image, intrinsics=job.K, body_model=self.body.name, method=self.method,
+                           joint_names=self.joint_names, faces=self.faces, people=people, timings=timings)  # fmt: skip
 
     def network_estimate(self, pixels: np.ndarray, boxes: np.ndarray, K: camera.Intrinsics, timer=None):
         """The CLIFF network's estimate (`fit.Estimate`, full frame) of the people in `boxes` (P, 4+)
         of an (H, W, 3) uint8 image seen by camera K."""
-        n = len(boxes)
         center, scale = crop.box_to_center_scale(torch.as_tensor(np.asarray(boxes)[:, :4], dtype=torch.float32), rescale=self.config.rescale)
-        principal = torch.tensor([[K.cx, K.cy]]).expand(n, 2)
-        return self._run_network(LoadedImage(pixels, None, None), center, scale, torch.full((n,), K.focal), principal, timer or StageTimer())[0]
+        job = _Job(LoadedImage(pixels, None, None), K, boxes, center, scale, None, timer or StageTimer())
+        return self._network_people([job], job.timer, pose=False).estimate
 
     def _run_fit(self, image, boxes, K, keypoints, timer, init=None) -> list[Person]:
         """Keypoints (estimated unless given) -> full-frame fit from `init`, or from the keypoint regressor's estimate."""
@@ -319,33 +353,6 @@ def choose_intrinsics(width: int, height: int, intrinsics=None, focal=None, foca
     if focal_35mm is not None:
         return camera.Intrinsics.from_35mm(focal_35mm, w, h)
     return camera.Intrinsics.default(w, h)
-
-
-def _check_keypoints(keypoints, image: LoadedImage, source: str) -> np.ndarray:
-    """User keypoints (N, 17, 3) that plausibly belong to this image, or a CliffError naming `source`."""
-    try:
-        kp = np.array(keypoints, dtype=np.float64)  # a copy: the caller's array stays as it was
-    except (TypeError, ValueError):
-        raise CliffError(f"{source}: keypoints must be numbers, (N, 17, 3) x, y, confidence") from None
-    if kp.ndim != 3 or kp.shape[1:] != (17, 3):
-        raise CliffError(f"{source}: expected COCO-17 keypoints of shape (N, 17, 3), got {kp.shape}")
-    if len(kp) == 0:  # the file lists nobody in this image
-        return kp
-    kp[..., 2] = np.clip(kp[..., 2], 0.0, 1.0)  # as the file loaders do: 1e38 would weigh the fit to inf
-    seen = kp[..., 2] > 0
-    if not seen.any(-1).all():
-        raise CliffError(f"{source}: a person has no keypoint with positive confidence")
-    from ..perception.keypoints import outside_missing
-
-    kept = outside_missing(kp, image.width, image.height)  # placed outside the image: missing, as BlazePose's
-    inside = kept[..., 2] > 0
-    if inside.sum() < 0.5 * seen.sum():
-        raise CliffError(
-            f"{source}: most keypoints lie outside the {image.width}x{image.height} image {image.path or ''}; wrong file or image?"
-        )
-    if not inside.any(-1).all():
-        raise CliffError(f"{source}: a person has no keypoint inside the {image.width}x{image.height} image {image.path or ''}")
-    return kept
 
 
 def _keypoint_boxes(kp: np.ndarray) -> np.ndarray:

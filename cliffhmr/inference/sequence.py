@@ -35,7 +35,8 @@ from ..body import Estimate
 from ..fitting.fit import FitConfig, warm_config
 from ..geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
 from ..perception.leftright import consistent_left_right, mirror_world, swap_left_right
-from .pipeline import Person, Predictor, StageTimer, choose_intrinsics
+from ..timing import StageTimer
+from .pipeline import Person, Predictor, choose_intrinsics
 from ..perception.track import Tracker, TrackerConfig
 from .video import FrameRange, Reader, VideoDamaged, VideoInfo
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import CliffError
+
 COCO17_NAMES: tuple[str, ...] = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
@@ -62,3 +64,28 @@ def sanitize_keypoints(keypoints: torch.Tensor) -> torch.Tensor:
     kp = keypoints.detach().float().clone()
     kp[~torch.isfinite(kp).all(-1)] = 0.0
     return kp
+
+
+def check_user_keypoints(keypoints, width: int, height: int, source: str, image_name: str = "") -> np.ndarray:
+    """User keypoints (N, 17, 3) that plausibly belong to this image, or a CliffError naming `source`."""
+    try:
+        kp = np.array(keypoints, dtype=np.float64)  # a copy: the caller's array stays as it was
+    except (TypeError, ValueError):
+        raise CliffError(f"{source}: keypoints must be numbers, (N, 17, 3) x, y, confidence") from None
+    if kp.ndim != 3 or kp.shape[1:] != (17, 3):
+        raise CliffError(f"{source}: expected COCO-17 keypoints of shape (N, 17, 3), got {kp.shape}")
+    if len(kp) == 0:  # the file lists nobody in this image
+        return kp
+    kp[..., 2] = np.clip(kp[..., 2], 0.0, 1.0)  # as the file loaders do: 1e38 would weigh the fit to inf
+    seen = kp[..., 2] > 0
+    if not seen.any(-1).all():
+        raise CliffError(f"{source}: a person has no keypoint with positive confidence")
+    kept = outside_missing(kp, width, height)  # placed outside the image: missing, as BlazePose's
+    inside = kept[..., 2] > 0
+    if inside.sum() < 0.5 * seen.sum():
+        raise CliffError(
+            f"{source}: most keypoints lie outside the {width}x{height} image {image_name}; wrong file or image?"
+        )
+    if not inside.any(-1).all():
+        raise CliffError(f"{source}: a person has no keypoint inside the {width}x{height} image {image_name}")
+    return kept
