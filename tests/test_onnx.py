@@ -72,3 +72,22 @@ def test_bad_exports_and_foreign_files_are_one_line(res50_ckpt, photo, smpl_pkl,
                           "--out", tmp_path / "out"], capsys)  # fmt: skip
     assert_one_line_error(code, captured.err, "not a CLIFF network exported by `cliffhmr export`")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_bundled_keypoint_regressor_exports_and_agrees(tmp_path, capsys):
+    from cliffhmr.models.keypoint_regressor import load_keypoint_regressor
+    from cliffhmr.perception.onnx import ort_session
+
+    code, io = run(["export", "--keypoint-regressor", "--out", tmp_path / "kp.onnx"], capsys)
+    assert code == 0, io.err
+    session = ort_session(tmp_path / "kp.onnx", "keypoint regressor")
+    assert session.get_modelmeta().custom_metadata_map["network"] == "keypoint_regressor"
+    model = load_keypoint_regressor()
+    x = torch.randn(5, model.inp.in_features, generator=torch.Generator().manual_seed(2))  # batch 5: exported at 2
+    with torch.no_grad():
+        want = model(x)
+    got = session.run(["rotmat", "betas", "cam"], {"x": x.numpy()})
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=1e-4)
+    code, io = run(["export", "--keypoint-regressor", "--checkpoint", "x.pt", "--out", tmp_path / "both.onnx"], capsys)
+    assert code == 2 and "not allowed with" in io.err

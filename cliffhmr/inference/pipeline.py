@@ -137,7 +137,7 @@ class Predictor:
 
             if cfg.body_model in (None, "anny"):
                 raise CliffError("the CLIFF network predicts SMPL parameters: pass --smpl PATH with --checkpoint")
-            self.network = load_network(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device)
+            self.network = load_network(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device, channels_last=cfg.engine.channels_last)
             self.engine = Network(self.network, self.device, cfg.engine)
         self.body: BodyModel = load_body_model(cfg.body_model, device=cfg.device)
         self._detector = None
@@ -210,7 +210,7 @@ class Predictor:
             except CliffError as e:
                 pending.append((request, e))
             people = sum(len(job.boxes) for _, job in pending if not isinstance(job, CliffError))
-            if self.method != "cliff" or people >= self.config.engine.batch_size:
+            if self.method != "cliff" or people >= self.engine.batch_size:
                 yield from flush()
         yield from flush()
 

@@ -274,23 +274,28 @@ def _lambert(verts, faces, face, u, v, fx, fy, cx, cy) -> torch.Tensor:
     """Brightness (M,) in [_AMBIENT, 1] at the centres of pixels (column u, row v) (M,) lying on faces face (M,).
 
     Smooth normals interpolated perspective-correctly, flipped to face the camera so
-    inside-out or inconsistently wound meshes are lit the same.
+    inside-out or inconsistently wound meshes are lit the same. What depends only on the face
+    (its corners on screen, their normals and depths) is worked out once per drawn face, in
+    float32, and gathered per pixel: there are several pixels per face.
     """
-    idx = faces[face]  # (M, 3)
-    tri = verts[idx]  # (M, 3, 3)
-    xy = _project(tri.reshape(-1, 3), fx, fy, cx, cy).view(-1, 3, 2)
-    p = torch.stack((u, v), 1)[:, None]  # (M, 1, 2)
-    a, b = xy[:, [1, 2, 0]] - p, xy[:, [2, 0, 1]] - p
-    bary = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]  # (M, 3), up to a common factor
-    w = bary / tri[..., 2]
+    drawn, at = torch.unique(face, return_inverse=True)  # the faces seen, and each pixel's among them
+    idx = faces[drawn]  # (D, 3)
+    tri = verts[idx]  # (D, 3, 3)
+    xy = _project(tri.reshape(-1, 3), fx, fy, cx, cy).view(-1, 3, 2).float()
+    inv_z = (1.0 / tri[..., 2]).float()
+    normals = _vertex_normals(verts, faces)[idx].float()  # (D, 3, 3) at the corners
+    flat = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=1).float()
+    p = torch.stack((u, v), 1).float()[:, None]  # (M, 1, 2)
+    corners = xy[at]  # (M, 3, 2)
+    a, b = corners[:, [1, 2, 0]] - p, corners[:, [2, 0, 1]] - p
+    w = (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]) * inv_z[at]  # (M, 3), up to a common factor
     w = w / w.sum(1, keepdim=True)
-    n = (w[..., None] * _vertex_normals(verts, faces)[idx]).sum(1)
-    flat = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=1)
-    n = torch.where(n.norm(dim=1, keepdim=True) < 1e-6, flat, n)  # normals cancelled out
+    n = torch.einsum("mk,mkc->mc", w, normals[at])
+    n = torch.where(n.norm(dim=1, keepdim=True) < 1e-6, flat[at], n)  # normals cancelled out
     n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    ray = torch.stack(((u + 0.5 - cx) / fx, (v + 0.5 - cy) / fy, torch.ones_like(u)), 1)
+    ray = torch.stack(((u + 0.5 - cx) / fx, (v + 0.5 - cy) / fy, torch.ones_like(u)), 1).float()
     n = torch.where((n * ray).sum(1, keepdim=True) > 0, -n, n)
-    return _AMBIENT + (1 - _AMBIENT) * (n @ _LIGHT).clamp_min(0)
+    return (_AMBIENT + (1 - _AMBIENT) * (n @ _LIGHT.float()).clamp_min(0)).double()
 
 
 def _render(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors):

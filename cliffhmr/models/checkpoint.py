@@ -110,11 +110,12 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], p
 
 
 def load_checkpoint(
-    path: str | os.PathLike, backbone: str | None = None, device: str | torch.device = "cpu"
+    path: str | os.PathLike, backbone: str | None = None, device: str | torch.device = "cpu", channels_last: bool = False
 ) -> LoadedCheckpoint:
     """Build CLIFF from an official or our checkpoint; the model comes back in eval mode.
 
     backbone: None detects it from the file; a given one must agree with the file.
+    channels_last: convolution weights in the layout the engine runs fastest in on the CPU.
     """
     path = Path(path)
     if not path.is_file():
@@ -150,6 +151,8 @@ def load_checkpoint(
     with torch.device("meta"):
         model = CLIFF(backbone, crop_height=crop_height)
     check_state_dict(model, state_dict, path)
+    if channels_last:  # copied while re-laid, the rest with them: no tensor keeps the file's mapping alive
+        state_dict = {k: v.clone(memory_format=torch.channels_last) if v.dim() == 4 else v.clone() for k, v in state_dict.items()}
     model.load_state_dict(state_dict, strict=True, assign=True)
     mode = ckpt.get("mode", "cliff")  # written by cliffhmr.train; official files are CLIFF
     return LoadedCheckpoint(model=model.to(device).eval(), backbone=backbone, bbox_info=bbox_info, mode=mode)

@@ -1,6 +1,7 @@
 """CLIFF networks as ONNX files: `export_onnx` writes one (torch's dynamo exporter, opset 18,
 dynamic batch axis) and `load_onnx` runs it through onnxruntime behind CLIFF's own interface,
-so every command that takes `--checkpoint` takes the exported file too.
+so every command that takes `--checkpoint` takes the exported file too. The bundled keypoint
+regressor exports the same way (`export_keypoint_regressor`).
 
 The file's inputs are `crop` (B, 3, H, W) float32, normalised as `cliffhmr.perception.crop.normalize`
 makes it, and `bbox_info` (B, 3); its outputs `rotmat` (B, 24, 3, 3), `pose6d` (B, 144),
@@ -25,6 +26,7 @@ from ..geometry.camera import BBOX_INFO_STYLES
 from ..perception.onnx import ort_session
 from .checkpoint import LoadedCheckpoint
 from .cliff import CLIFF, CliffOutput
+from .keypoint_regressor import KeypointRegressor
 
 OPSET = 18
 FORMAT = "1"
@@ -47,14 +49,36 @@ class _Outputs(nn.Module):
 
 def export_onnx(loaded: LoadedCheckpoint, path: str | os.PathLike) -> None:
     """Write `loaded`'s network as an ONNX file at `path` (atomically)."""
+    model = loaded.model.to("cpu").eval()
+    h = model.crop_height
+    meta = {"cliffhmr_format": FORMAT, "backbone": loaded.backbone, "bbox_info": loaded.bbox_info, "mode": loaded.mode,
+            "crop_height": str(h), "n_iter": str(N_ITER)}  # fmt: skip
+    _export(_Outputs(model), (torch.zeros(2, 3, h, h * 3 // 4), torch.zeros(2, 3)), INPUTS, OUTPUTS, meta, path)
+
+
+class _RegressorOutputs(nn.Module):
+    def __init__(self, model: KeypointRegressor):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model(x)
+
+
+def export_keypoint_regressor(model: KeypointRegressor, path: str | os.PathLike) -> None:
+    """Write the keypoint regressor (input `x` (B, 54), see `regressor_inputs`; outputs `rotmat`,
+    `betas`, `cam`) as an ONNX file with a dynamic batch axis."""
+    meta = {"cliffhmr_format": FORMAT, "network": "keypoint_regressor", **{k: str(v) for k, v in model.config.items()}}
+    _export(_RegressorOutputs(model.eval()), (torch.zeros(2, model.inp.in_features),), ("x",), ("rotmat", "betas", "cam"), meta, path)
+
+
+def _export(module: nn.Module, example: tuple, inputs: tuple, outputs: tuple, meta: dict[str, str], path) -> None:
+    """torch's dynamo exporter, opset OPSET, batch axis 0 of every input dynamic, `meta` stored in the file."""
     try:
         import onnx
         import onnxscript  # noqa: F401  (torch's exporter needs it)
     except ImportError:
         raise CliffError("ONNX export needs the onnx and onnxscript packages: pip install 'cliff-hmr[onnx]'") from None
-    model = loaded.model.to("cpu").eval()
-    h = model.crop_height
-    example = (torch.zeros(2, 3, h, h * 3 // 4), torch.zeros(2, 3))
     batch = torch.export.Dim("batch")
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level
@@ -63,14 +87,12 @@ def export_onnx(loaded: LoadedCheckpoint, path: str | os.PathLike) -> None:
         warnings.simplefilter("ignore")
         exporter_log.setLevel(logging.ERROR)
         try:
-            torch.onnx.export(_Outputs(model).eval(), example, str(tmp), input_names=list(INPUTS), output_names=list(OUTPUTS),
-                              dynamic_shapes={"crop": {0: batch}, "bbox_info": {0: batch}}, dynamo=True,
+            torch.onnx.export(module.eval(), example, str(tmp), input_names=list(inputs), output_names=list(outputs),
+                              dynamic_shapes={name: {0: batch} for name in inputs}, dynamo=True,
                               opset_version=OPSET, external_data=False, verbose=False)  # fmt: skip
         finally:
             exporter_log.setLevel(level)
         graph = onnx.load(str(tmp))
-        meta = {"cliffhmr_format": FORMAT, "backbone": loaded.backbone, "bbox_info": loaded.bbox_info, "mode": loaded.mode,
-                "crop_height": str(h), "n_iter": str(N_ITER)}  # fmt: skip
         onnx.helper.set_model_props(graph, meta)
         onnx.save(graph, str(tmp))
 
