@@ -8,8 +8,15 @@ import torch
 
 from cliffhmr.inference import render
 from cliffhmr.inference.render import rasterize, rasterize_meshes, render_overlay, render_side_view
+from cliffhmr.inference.shading import PALETTE
 
 QUAD_FACES = np.array([[0, 1, 2], [0, 2, 3]])
+
+
+@pytest.fixture(autouse=True)
+def software(monkeypatch):
+    """These tests hold the software rasteriser to exact pixels; `test_render_gl` compares OpenGL's."""
+    monkeypatch.setenv("CLIFFHMR_RENDERER", "software")
 
 
 def quad(x0, x1, y0, y1, z):
@@ -268,7 +275,7 @@ def test_overlay_changes_exactly_the_covered_pixels():
     for k in (0, 1):
         px = out[mesh == k].astype(float)
         brightest = px[px.sum(1).argmax()]
-        assert np.argmax(brightest) == np.argmax(render.PALETTE[k])
+        assert np.argmax(brightest) == np.argmax(PALETTE[k])
 
 
 def test_shading_ignores_winding():

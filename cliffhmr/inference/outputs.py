@@ -240,12 +240,13 @@ def _mean(values) -> float | None:
 
 def render_video(result, body, reader, chosen, path: Path, progress: bool = False) -> None:
     """The overlay video: every processed frame, decoded again, with its people's meshes drawn
-    over it, one colour per track (`render.PALETTE`, by track ID), at the frame's own time."""
+    over it, one colour per track (`shading.PALETTE`, by track ID), at the frame's own time."""
     import torch
     from tqdm import tqdm
 
     from ..atomic import atomic_path
-    from .render import PALETTE, render_overlay
+    from .render import render_overlay
+    from .shading import PALETTE
     from .video import VideoDamaged, Writer
 
     K = result.intrinsics

@@ -27,87 +27,20 @@ How a mesh is rasterised:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from .shading import AMBIENT, LIGHT, ArrayLike, as_tensor, mesh_colors, scene, vertex_normals
+
 NEAR = 1e-3
 """Triangles with a vertex at z <= NEAR (metres) are not drawn."""
-
-PALETTE = np.array(
-    [
-        (140, 180, 235),  # light blue
-        (235, 150, 120),  # salmon
-        (150, 215, 140),  # green
-        (240, 205, 110),  # yellow
-        (195, 150, 225),  # lavender
-        (110, 210, 210),  # teal
-        (240, 140, 190),  # pink
-        (185, 160, 120),  # tan
-    ],
-    dtype=np.float64,
-)
-"""Default per-person RGB colours, used in order and cycled."""
-
-_AMBIENT = 0.3
-# Direction towards the light: from just above and right of the camera (y is down).
-_LIGHT = torch.tensor([0.25, -0.4, -1.0], dtype=torch.float64)
-_LIGHT = _LIGHT / _LIGHT.norm()
 
 _TILE = 64
 _CHUNK = 1 << 20  # candidate pixels per step: bounds the temporaries to tens of MB
 _NO_HIT = torch.iinfo(torch.int64).max
-
-ArrayLike = np.ndarray | torch.Tensor
-
-
-# ----------------------------------------------------------------------------- inputs
-
-
-def _as_tensor(x: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
-    """Any array (strided, float32/64, numpy or torch) -> contiguous CPU tensor."""
-    if isinstance(x, torch.Tensor):
-        return x.detach().to(device="cpu", dtype=dtype).contiguous()
-    return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype)
-
-
-def _scene(meshes: Sequence[ArrayLike], faces: ArrayLike | Sequence[ArrayLike]):
-    """Concatenate meshes into one: -> verts (V, 3) f64, faces (F, 3) i64, face_offsets (N+1,).
-
-    `faces` is one (F, 3) array shared by all meshes, or a list/tuple with one per mesh.
-    Mesh n owns faces face_offsets[n]:face_offsets[n+1] of the result.
-    """
-    verts = [_as_tensor(v, torch.float64) for v in meshes]
-    if isinstance(faces, (list, tuple)):
-        if len(faces) != len(verts):
-            raise ValueError(f"got {len(faces)} face arrays for {len(verts)} meshes")
-        tris = [_as_tensor(f, torch.int64) for f in faces]
-    else:
-        tris = [_as_tensor(faces, torch.int64)] * len(verts)
-    start, all_faces, sizes = 0, [torch.zeros(0, 3, dtype=torch.int64)], [0]
-    for v, f in zip(verts, tris):
-        if v.ndim != 2 or v.shape[1] != 3:
-            raise ValueError(f"vertices must be (V, 3), got {tuple(v.shape)}")
-        if f.ndim != 2 or f.shape[1] != 3:
-            raise ValueError(f"faces must be (F, 3), got {tuple(f.shape)}")
-        if f.numel() and (f.min() < 0 or f.max() >= len(v)):
-            raise ValueError(f"face indices must lie in [0, {len(v)})")
-        all_faces.append(f + start)
-        start += len(v)
-        sizes.append(len(f))
-    verts = torch.cat([torch.zeros(0, 3, dtype=torch.float64), *verts])
-    return verts, torch.cat(all_faces), torch.tensor(sizes).cumsum(0)
-
-
-def _colors(colors, n: int) -> np.ndarray:
-    """Per-mesh RGB in 0..255 -> (n, 3) float64; None cycles `PALETTE`."""
-    if colors is None:
-        return PALETTE[np.arange(n) % len(PALETTE)]
-    rgb = np.asarray(colors, dtype=np.float64).reshape(-1, 3)
-    if len(rgb) < n:
-        raise ValueError(f"got {len(rgb)} colours for {n} meshes")
-    return rgb[:n]
 
 
 # ------------------------------------------------------------------------ rasteriser
@@ -242,7 +175,7 @@ def rasterize_meshes(meshes: Sequence[ArrayLike], faces, height: int, width: int
     Returns depth (H, W) float32 (inf where empty), face_index (H, W) int64 (the face
     within its own mesh, -1 where empty), mesh_index (H, W) int64 (-1 where empty).
     """
-    verts, all_faces, offsets = _scene(meshes, faces)
+    verts, all_faces, offsets = scene(meshes, faces)
     depth, face = _zbuffer(verts, all_faces, int(height), int(width), fx, fy, cx, cy)
     mesh = torch.searchsorted(offsets, face, right=True) - 1
     mesh[face < 0] = -1
@@ -262,16 +195,8 @@ def rasterize(verts_cam: ArrayLike, faces: ArrayLike, height: int, width: int, f
 # --------------------------------------------------------------------------- shading
 
 
-def _vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals (V, 3); zero for unused vertices."""
-    tri = verts[faces]
-    fn = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=1)
-    vn = torch.zeros_like(verts).index_add_(0, faces.reshape(-1), fn.repeat_interleave(3, 0))
-    return vn / vn.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
 def _lambert(verts, faces, face, u, v, fx, fy, cx, cy) -> torch.Tensor:
-    """Brightness (M,) in [_AMBIENT, 1] at the centres of pixels (column u, row v) (M,) lying on faces face (M,).
+    """Brightness (M,) in [AMBIENT, 1] at the centres of pixels (column u, row v) (M,) lying on faces face (M,).
 
     Smooth normals interpolated perspective-correctly, flipped to face the camera so
     inside-out or inconsistently wound meshes are lit the same. What depends only on the face
@@ -283,7 +208,7 @@ def _lambert(verts, faces, face, u, v, fx, fy, cx, cy) -> torch.Tensor:
     tri = verts[idx]  # (D, 3, 3)
     xy = _project(tri.reshape(-1, 3), fx, fy, cx, cy).view(-1, 3, 2).float()
     inv_z = (1.0 / tri[..., 2]).float()
-    normals = _vertex_normals(verts, faces)[idx].float()  # (D, 3, 3) at the corners
+    normals = vertex_normals(verts, faces)[idx].float()  # (D, 3, 3) at the corners
     flat = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=1).float()
     p = torch.stack((u, v), 1).float()[:, None]  # (M, 1, 2)
     corners = xy[at]  # (M, 3, 2)
@@ -295,12 +220,23 @@ def _lambert(verts, faces, face, u, v, fx, fy, cx, cy) -> torch.Tensor:
     n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-12)
     ray = torch.stack(((u + 0.5 - cx) / fx, (v + 0.5 - cy) / fy, torch.ones_like(u)), 1).float()
     n = torch.where((n * ray).sum(1, keepdim=True) > 0, -n, n)
-    return (_AMBIENT + (1 - _AMBIENT) * (n @ _LIGHT.float()).clamp_min(0)).double()
+    return (AMBIENT + (1 - AMBIENT) * (n @ LIGHT.float()).clamp_min(0)).double()
 
 
 def _render(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors):
-    """Shaded colours of all meshes -> rgb (H, W, 3) float64 in 0..255 and coverage mask (H, W)."""
-    verts, all_faces, offsets = _scene(meshes, faces)
+    """Shaded colours of all meshes -> rgb (H, W, 3) float64 in 0..255 and coverage mask (H, W).
+    Drawn by OpenGL where `render_gl` can (CLIFFHMR_RENDERER: auto, the default; gl; software)."""
+    choice = os.environ.get("CLIFFHMR_RENDERER", "auto")
+    if choice not in ("auto", "gl", "software"):
+        raise ValueError(f"CLIFFHMR_RENDERER must be auto, gl or software, got {choice!r}")
+    if choice != "software":
+        from . import render_gl
+
+        if render_gl.available() and max(height, width) <= render_gl.max_size():
+            return render_gl.render(height, width, meshes, faces, fx, fy, cx, cy, colors, NEAR)
+        if choice == "gl":
+            raise RuntimeError(f"CLIFFHMR_RENDERER=gl, but OpenGL cannot draw here ({render_gl.why_not()})")
+    verts, all_faces, offsets = scene(meshes, faces)
     _, face = _zbuffer(verts, all_faces, height, width, fx, fy, cx, cy)
     mask = face >= 0
     rows, cols = mask.nonzero(as_tuple=True)
@@ -309,7 +245,7 @@ def _render(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors):
     mesh = torch.searchsorted(offsets, f, right=True) - 1
     rgb = np.zeros((height, width, 3))
     mask_np = mask.numpy()
-    rgb[mask_np] = _colors(colors, len(offsets) - 1)[mesh.numpy()] * shade.numpy()[:, None]
+    rgb[mask_np] = mesh_colors(colors, len(offsets) - 1)[mesh.numpy()] * shade.numpy()[:, None]
     return rgb, mask_np
 
 
@@ -370,7 +306,7 @@ def render_side_view(
     image_shape: (H, W) or (H, W, 3). Returns (H, W, 3) uint8 on `background`.
     """
     height, width = int(image_shape[0]), int(image_shape[1])
-    verts = [_as_tensor(v, torch.float64) for v in meshes]
+    verts = [as_tensor(v, torch.float64) for v in meshes]
     if sum(len(v) for v in verts):
         centre = torch.cat(verts).mean(0)
         rot = _rotation_y(angle_deg)
