@@ -1,11 +1,13 @@
-"""The CLIFF network alone, torch against its `cliffhmr export`ed ONNX file in onnxruntime, on
-the same random weights and crops, interleaved repeat by repeat (this machine is shared).
+"""The CLIFF network alone, in each way the engine can run it, on the same random weights and
+crops, interleaved repeat by repeat (this machine is shared).
 
     .venv/bin/python benchmarks/network_engine.py --backbones res50,hr48 --batches 1,8
 
-Reports people/s per engine (torch on 1 and on 2 threads, onnxruntime on the thread pool
-cliffhmr gives it: 2 threads on 2 cores) and the largest output difference relative to the
-output's scale. Needs the onnx extra for the export.
+Columns, people/s: torch as loaded before the engine (NCHW, fp32, the default 2 threads), torch in
+the engine's layout (channels-last, fp32), channels-last with bf16 autocast (opt-in:
+--precision bf16), and the `cliffhmr export`ed file in onnxruntime; then the largest output
+difference of channels-last and of bf16 from plain torch, relative to each output's scale
+(rotation matrices: absolute). Needs the onnx extra for the export.
 """
 
 from __future__ import annotations
@@ -26,38 +28,55 @@ if str(ROOT) not in sys.path:  # this tree's cliffhmr, also when another checkou
 from cliffhmr.models import CLIFF, LoadedCheckpoint, export_onnx, load_network  # noqa: E402
 
 
+def difference(out, ref) -> float:
+    """Largest difference over the outputs, relative to each one's scale (rotation matrices: absolute)."""
+    worst = 0.0
+    for k in ("rotmat", "betas", "cam"):
+        a, b = getattr(out, k).float(), getattr(ref, k)
+        scale = 1.0 if k == "rotmat" else max(1.0, float(b.abs().max()))
+        worst = max(worst, float((a - b).abs().max()) / scale)
+    return worst
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backbones", default="res50,hr48")
     p.add_argument("--batches", default="1,8")
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args(argv)
-    lines = ["| network | people per batch | torch, 1 thread | torch, 2 threads | onnxruntime, 2 threads | onnxruntime / torch, 2 threads each | max difference |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = ["| network | people per batch | torch NCHW | torch channels-last | channels-last bf16 | onnxruntime | "
+             "channels-last vs NCHW | difference: channels-last | difference: bf16 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for backbone in a.backbones.split(","):
         torch.manual_seed(0)
         model = CLIFF(backbone).eval()
+        fast = CLIFF(backbone).eval()
+        fast.load_state_dict(model.state_dict())
+        fast = fast.to(memory_format=torch.channels_last)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "net.onnx"
             export_onnx(LoadedCheckpoint(model=model, backbone=backbone, bbox_info="official"), path)
             onnx = load_network(path).model
             for batch in map(int, a.batches.split(",")):
                 crops, info = torch.randn(batch, 3, 256, 192), torch.randn(batch, 3)
-                times = {"torch1": [], "torch2": [], "onnx": []}
+                last = crops.contiguous(memory_format=torch.channels_last)
+
+                def bf16():
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        return fast(last, info)
+
+                runs = {"nchw": lambda: model(crops, info), "last": lambda: fast(last, info), "bf16": bf16, "onnx": lambda: onnx(crops, info)}
+                times, outs = {k: [] for k in runs}, {}
                 for _ in range(a.repeats + 1):  # the first round warms up
-                    for name in times:
-                        torch.set_num_threads(2 if name == "torch2" else 1)
+                    for name, run in runs.items():
                         t = time.perf_counter()
                         with torch.no_grad():
-                            out = onnx(crops, info) if name == "onnx" else model(crops, info)
+                            outs[name] = run()
                         times[name].append(time.perf_counter() - t)
-                        if name == "torch1":
-                            ref = out
-                diff = max(float((getattr(out, k) - getattr(ref, k)).abs().max() / max(1.0, float(getattr(ref, k).abs().max())))
-                           for k in ("rotmat", "betas", "cam"))  # fmt: skip
                 rate = {k: batch / float(np.median(v[1:])) for k, v in times.items()}
-                lines.append(f"| {backbone} | {batch} | {rate['torch1']:.1f} | {rate['torch2']:.1f} | {rate['onnx']:.1f} | "
-                             f"{rate['onnx'] / rate['torch2']:.2f}x | {diff:.1e} |")  # fmt: skip
+                lines.append(f"| {backbone} | {batch} | {rate['nchw']:.1f} | {rate['last']:.1f} | {rate['bf16']:.1f} | {rate['onnx']:.1f} | "
+                             f"{rate['last'] / rate['nchw']:.2f}x | {difference(outs['last'], outs['nchw']):.1e} | "
+                             f"{difference(outs['bf16'], outs['nchw']):.1e} |")  # fmt: skip
                 print(lines[-1], flush=True)
     print("\n".join(lines))
     return 0

@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:  # this tree's cliffhmr, also when another checkou
 
 from cliffhmr.body.smpl import SMPLModel  # noqa: E402
 from cliffhmr.geometry import camera  # noqa: E402
-from cliffhmr.inference.engine import EngineConfig  # noqa: E402
+from cliffhmr.inference.engine import EngineConfig, InOrder  # noqa: E402
 from cliffhmr.inference.outputs import write_outputs  # noqa: E402
 from cliffhmr.inference.pipeline import Predictor, PredictorConfig, Request  # noqa: E402
 from cliffhmr.models import CLIFF, save_checkpoint  # noqa: E402
@@ -135,15 +135,25 @@ def run_reference(files, net, body, bbox_style: str, batch: int, timer: dict) ->
 
 
 def run_engine(files, predictor: Predictor, timer: dict, out: Path | None = None) -> int:
+    """predict_many over the photos; with `out`, each image's files written as `cliffhmr predict`
+    writes them (in a second thread, while the next images are predicted)."""
     people = 0
-    for _, result in predictor.predict_many(Request(path, boxes=boxes) for path, boxes in files):
-        if isinstance(result, Exception):
-            raise result
-        if out is not None:
-            write_outputs(result, out, result.image.path.stem)
-        people += len(result.people)
-        for k, v in result.timings.items():
-            timer[k] = timer.get(k, 0) + v
+    with InOrder(depth=2 if out is not None else 0) as writes:
+        def count(result):
+            for k, v in result.timings.items():
+                timer[k] = timer.get(k, 0) + v
+            return len(result.people)
+
+        for _, result in predictor.predict_many(Request(path, boxes=boxes) for path, boxes in files):
+            if isinstance(result, Exception):
+                raise result
+            if out is None:
+                people += count(result)
+                continue
+            for done, _ in writes.submit(result, write_outputs, result, out, result.image.path.stem):
+                people += count(done)
+        for done, _ in writes.drain():
+            people += count(done)
     return people
 
 

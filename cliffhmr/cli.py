@@ -145,7 +145,7 @@ def predict_command(args) -> int:
             return f"{path.name}: no person found; wrote empty results -> {args.out}{note}"
         return f"{path.name}: {_people(len(result.people))} ({result.method}, {result.body_model}) -> {args.out}{note}"
 
-    failed = _each_image(args, images, boxes, keypoints, predictor, write, "predict")
+    failed = _each_image(args, images, boxes, keypoints, predictor, write, "predict", background=True)
     return _report_failures(failed, images)
 
 
@@ -259,12 +259,14 @@ def _predictor(args, refine: bool):
     return Predictor(config)
 
 
-def _each_image(args, images, boxes, keypoints, predictor, step, desc: str) -> list:
+def _each_image(args, images, boxes, keypoints, predictor, step, desc: str, background: bool = False) -> list:
     """Predict every image and hand its result to `step` (which returns a line to print). An image
     that fails gets one error line and the others go on; returns the failed. A `step` that fails
-    (a full disk) stops the run: the next images would fail the same way."""
+    (a full disk) stops the run: the next images would fail the same way. background: steps run
+    in a second thread, in order, while the next images are predicted (writing files)."""
     from tqdm import tqdm
 
+    from .inference.engine import InOrder
     from .inference.pipeline import Request
     from .perception.image import boxes_for
 
@@ -280,16 +282,29 @@ def _each_image(args, images, boxes, keypoints, predictor, step, desc: str) -> l
             entries.append(e)
     results = predictor.predict_many(e for e in entries if not isinstance(e, CliffError))
     failed = []
-    for path, entry in tqdm(list(zip(images, entries)), desc=desc, unit="img", disable=len(images) == 1):
-        result = entry if isinstance(entry, CliffError) else next(results)[1]
-        if isinstance(result, CliffError):
-            failed.append(path)
+
+    def report(result, line):
+        if isinstance(result, CliffError):  # in its place among the lines of the images around it
             tqdm.write(f"cliffhmr: error: {result}", file=sys.stderr)
-            continue
-        tqdm.write(step(path, result))
+            return
+        tqdm.write(line)
         if getattr(args, "profile", False):
             tqdm.write("  " + "  ".join(f"{k}: {v * 1000:.0f} ms" for k, v in result.timings.items()))
+
+    with InOrder(depth=2 if background else 0) as steps:
+        for path, entry in tqdm(list(zip(images, entries)), desc=desc, unit="img", disable=len(images) == 1):
+            result = entry if isinstance(entry, CliffError) else next(results)[1]
+            if isinstance(result, CliffError):
+                failed.append(path)
+            for done, line in steps.submit(result, _skip if isinstance(result, CliffError) else step, path, result):
+                report(done, line)
+        for done, line in steps.drain():
+            report(done, line)
     return failed
+
+
+def _skip(path, result) -> None:
+    """The step of an image that failed: nothing to write."""
 
 
 def _people(n: int) -> str:

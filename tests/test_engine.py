@@ -132,3 +132,29 @@ def test_engine_settings_are_checked():
     for bad in ({"batch_size": 0}, {"prefetch": -1}, {"precision": "fp8"}, {"batch_size": 2.5}):
         with pytest.raises(CliffError):
             EngineConfig(**bad)
+
+
+def test_in_order_hands_back_results_in_order_and_stops_at_a_failure():
+    from cliffhmr.inference.engine import InOrder
+
+    calls = []
+
+    def work(x):
+        time.sleep(0.01 * (3 - x % 3))
+        calls.append(x)
+        if x == 4:
+            raise CliffError("disk full")
+        return x * x
+
+    got = []
+    with InOrder(depth=2) as steps:
+        for x in range(4):
+            got += list(steps.submit(x, work, x))
+            assert len(steps.pending) <= 2
+        got += list(steps.drain())
+    assert got == [(0, 0), (1, 1), (2, 4), (3, 9)]
+    with pytest.raises(CliffError, match="disk full"):
+        with InOrder(depth=1) as steps:
+            for x in range(4, 9):
+                list(steps.submit(x, work, x))
+    assert 8 not in calls  # queued after the failure: dropped

@@ -174,3 +174,32 @@ def prefetch(items: Iterable, load: Callable, depth: int) -> Iterator[tuple[obje
                 yield queue.popleft()
         while queue:
             yield queue.popleft()
+
+
+class InOrder:
+    """Work handed to one background thread, its results handed back in the order given, at most
+    `depth` calls waiting: writing one image's files while the next batch is predicted. A failed
+    call raises where its result is taken; the calls after it are dropped (`with` closes)."""
+
+    def __init__(self, depth: int = 2):
+        self.depth = depth
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="cliffhmr-write")
+        self.pending: deque = deque()
+
+    def submit(self, key, fn: Callable, *args) -> Iterator[tuple[object, object]]:
+        """Queue fn(*args) -> (key, result) of the calls that had to finish to make room."""
+        self.pending.append((key, self.pool.submit(fn, *args)))
+        while len(self.pending) > self.depth:
+            key, future = self.pending.popleft()
+            yield key, future.result()
+
+    def drain(self) -> Iterator[tuple[object, object]]:
+        while self.pending:
+            key, future = self.pending.popleft()
+            yield key, future.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.shutdown(wait=True, cancel_futures=True)
