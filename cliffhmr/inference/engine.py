@@ -37,8 +37,13 @@ class EngineConfig:
     batch_size: int | None = None  # people per network call; None: 8 on a CPU (larger batches measured slower), 256 on a GPU
     prefetch: int = 4  # images decoded ahead of the one being predicted
     precision: str = "auto"  # auto: bf16 on a CUDA GPU that supports it, else fp32 (CPU bf16: opt-in, see README)
-    channels_last: bool = True  # measured 1.3-2.4x faster on CPU at 1e-6 of the default layout
+    # None: on a GPU only. On this CPU it measured 1.03x at one thread (benchmarks/network_engine.py)
+    # and re-laying the weights holds a second copy of them while loading.
+    channels_last: bool | None = None
     compile: bool = False  # torch.compile the network (worth it for long runs on a GPU)
+
+    def wants_channels_last(self, device: torch.device) -> bool:
+        return device.type == "cuda" if self.channels_last is None else self.channels_last
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 65536):
@@ -82,7 +87,7 @@ class Network:
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
         if config.precision == "auto":
             self.dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
-        self.channels_last = self.is_torch and config.channels_last
+        self.channels_last = self.is_torch and config.wants_channels_last(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if self.is_torch and config.compile:

@@ -137,7 +137,8 @@ class Predictor:
 
             if cfg.body_model in (None, "anny"):
                 raise CliffError("the CLIFF network predicts SMPL parameters: pass --smpl PATH with --checkpoint")
-            self.network = load_network(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device, channels_last=cfg.engine.channels_last)
+            self.network = load_network(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device,
+                                        channels_last=cfg.engine.wants_channels_last(self.device))  # fmt: skip
             self.engine = Network(self.network, self.device, cfg.engine)
         self.body: BodyModel = load_body_model(cfg.body_model, device=cfg.device)
         self._detector = None
