@@ -263,5 +263,33 @@ def test_the_network_path_is_tracked_and_smoothed_too(tmp_path, capsys, smpl_pkl
 
     first = next(iter(Reader(clip).frames())).pixels
     K = Intrinsics(*d["intrinsics"][[0, 1, 0, 1], [0, 1, 2, 2]])
-    network = Predictor(PredictorConfig(checkpoint=str(res50_ckpt), body_model=str(smpl_pkl))).network_estimate(first, d["detection_all"][:1, 1:], K)
+    predictor = Predictor(PredictorConfig(checkpoint=str(res50_ckpt), body_model=str(smpl_pkl)))
+    (network,) = predictor.network_estimates([(first, d["detection_all"][:1, 1:], K)])
     np.testing.assert_allclose(d["rotmat"][0], network.rotmat[0].numpy(), atol=1e-5)
+
+
+def test_network_estimates_of_several_frames_go_to_their_own_people(tmp_path, smpl_pkl, res50_ckpt):
+    """Read with the people of several frames in one network batch, or one frame at a time: each
+    observation holds the estimate of its own frame's crop."""
+    from cliffhmr.geometry.camera import Intrinsics
+    from cliffhmr.inference.engine import EngineConfig
+    from cliffhmr.inference.pipeline import Predictor, PredictorConfig
+    from cliffhmr.inference.sequence import read_people
+    from cliffhmr.perception.track import Tracker
+    from cliffhmr.timing import StageTimer
+
+    frames = [astronaut_frame(0), astronaut_frame(8), astronaut_frame(16), blank_frame()]
+    clip = write_video(tmp_path / "net.mp4", [0.0, 0.1, 0.2, 0.3], size=(256, 256), frames=frames)
+    K = Intrinsics(300.0, 300.0, 128.0, 128.0)
+    got = {}
+    for batch in (1, 64):
+        predictor = Predictor(PredictorConfig(checkpoint=str(res50_ckpt), body_model=str(smpl_pkl), engine=EngineConfig(batch_size=batch)))
+        _, obs, _ = read_people(predictor, Reader(clip), FrameRange(), Tracker(), StageTimer(), K)
+        got[batch] = obs
+    pixels = [f.pixels for f in Reader(clip).frames()]
+    assert len(got[64]) >= 3 and {o.frame for o in got[64]} >= {0, 1, 2}
+    for a, b in zip(got[1], got[64]):
+        (alone,) = predictor.network_estimates([(pixels[b.frame], b.box[None], K)])
+        for o in (a, b):
+            np.testing.assert_allclose(o.network.rotmat.numpy(), alone.rotmat.numpy(), atol=1e-5)
+            np.testing.assert_allclose(o.network.transl.numpy(), alone.transl.numpy(), atol=1e-4)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..body import COCO17_NAMES, BodyModel, BodyOutput, load_body_model
+from ..body import COCO17_NAMES, BodyModel, BodyOutput, Estimate, load_body_model
 from ..device import resolve_device, single_threaded
 from ..errors import CliffError
 from ..fitting.fit import FitConfig
@@ -231,8 +231,7 @@ class Predictor:
                 boxes = crop.validate_boxes(boxes, image.width, image.height, source=name)
         if keypoints is not None and len(keypoints) != len(boxes):
             raise CliffError(f"{source}: {len(keypoints)} people's keypoints for {len(boxes)} boxes in {name}")
-        center, scale = crop.box_to_center_scale(torch.as_tensor(boxes[:, :4], dtype=torch.float32), rescale=self.config.rescale)
-        return _Job(image, K, boxes, center, scale, keypoints, timer)
+        return self._job(image, K, boxes, keypoints, timer)
 
     def _predict(self, jobs: list[_Job]) -> list[ImageResult]:
         if self.method == "cliff":
@@ -275,12 +274,23 @@ class Predictor:
         return ImageResult(image=job.image, intrinsics=job.K, body_model=self.body.name, method=self.method,
                            joint_names=self.joint_names, faces=self.faces, people=people, timings=timings)  # fmt: skip
 
-    def network_estimate(self, pixels: np.ndarray, boxes: np.ndarray, K: camera.Intrinsics, timer=None):
-        """The CLIFF network's estimate (`fit.Estimate`, full frame) of the people in `boxes` (P, 4+)
-        of an (H, W, 3) uint8 image seen by camera K."""
-        center, scale = crop.box_to_center_scale(torch.as_tensor(np.asarray(boxes)[:, :4], dtype=torch.float32), rescale=self.config.rescale)
-        job = _Job(LoadedImage(pixels, None, None), K, boxes, center, scale, None, timer or StageTimer())
-        return self._network_people([job], job.timer, pose=False).estimate
+    def network_estimates(self, images: list[tuple[np.ndarray, np.ndarray, camera.Intrinsics]], timer=None) -> list[Estimate | None]:
+        """The CLIFF network's estimate (full frame) of the people in each (pixels (H, W, 3) uint8,
+        boxes (P, 4+), camera K), all images' people in the network's batches; None for no people."""
+        timer = timer or StageTimer()
+        jobs = [self._job(LoadedImage(pixels, None, None), K, np.asarray(boxes, np.float32), None, timer) for pixels, boxes, K in images]
+        seen = [job for job in jobs if len(job.boxes)]
+        found = self._network_people(seen, timer, pose=False).estimate if seen else None
+        out, start = [], 0
+        for job in jobs:
+            part = slice(start, start + len(job.boxes))
+            start = part.stop
+            out.append(Estimate(found.rotmat[part], found.betas[part], found.transl[part]) if len(job.boxes) else None)
+        return out
+
+    def _job(self, image: LoadedImage, K: camera.Intrinsics, boxes: np.ndarray, keypoints, timer: StageTimer) -> _Job:
+        center, scale = crop.box_to_center_scale(torch.as_tensor(boxes[:, :4], dtype=torch.float32), rescale=self.config.rescale)
+        return _Job(image, K, boxes, center, scale, keypoints, timer)
 
     def _run_fit(self, image, boxes, K, keypoints, timer, init=None) -> list[Person]:
         """Keypoints (estimated unless given) -> full-frame fit from `init`, or from the keypoint regressor's estimate."""

@@ -97,6 +97,15 @@ def read_people(predictor: Predictor, reader: Reader, chosen: FrameRange, tracke
     from tqdm import tqdm
 
     frames, observations, damage = [], [], None
+    waiting: list[tuple[np.ndarray, np.ndarray, list[Observation]]] = []  # frames whose network estimates are to come
+
+    def estimate_waiting():  # the people of several frames in the network's batches
+        estimates = predictor.network_estimates([(pixels, boxes, K) for pixels, boxes, _ in waiting], timer)
+        for (_, _, people), est in zip(waiting, estimates):
+            for i, o in enumerate(people):
+                o.network = Estimate(est.rotmat[i : i + 1], est.betas[i : i + 1], est.transl[i : i + 1])
+        waiting.clear()
+
     total = _expected_frames(reader.info, chosen)
     bar = tqdm(total=total, desc="read", unit="frame", disable=None if progress else True, leave=False)
     try:
@@ -107,18 +116,24 @@ def read_people(predictor: Predictor, reader: Reader, chosen: FrameRange, tracke
                 kp = predictor.keypoints(frame.pixels, boxes)
             with timer("tracking"):
                 ids = tracker.update(frame.time, boxes, kp.coco)
-            network = predictor.network_estimate(frame.pixels, boxes, K, timer) if predictor.network is not None and len(boxes) else None
             n = len(frames)
             frames.append(ProcessedFrame(frame.index, frame.time, frame.path))
+            people = []
             for i, track in enumerate(ids.tolist()):
                 world = None if kp.world is None else kp.world[i]
-                estimate = None if network is None else Estimate(network.rotmat[i : i + 1], network.betas[i : i + 1], network.transl[i : i + 1])
-                observations.append(Observation(n, track, boxes[i], kp.coco[i], world, estimate))
+                people.append(Observation(n, track, boxes[i], kp.coco[i], world, None))
+            observations += people
+            if predictor.network is not None and len(boxes):
+                waiting.append((frame.pixels, boxes, people))
+                if sum(len(b) for _, b, _ in waiting) >= predictor.engine.batch_size:
+                    estimate_waiting()
             bar.update()
     except VideoDamaged as e:
         damage = str(e)
     finally:
         bar.close()
+    if waiting:
+        estimate_waiting()
     return frames, observations, damage or reader.truncated
 
 
