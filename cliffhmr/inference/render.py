@@ -224,7 +224,7 @@ def _lambert(verts, faces, face, u, v, fx, fy, cx, cy) -> torch.Tensor:
 
 
 def _render(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors):
-    """Shaded colours of all meshes -> rgb (H, W, 3) float64 in 0..255 and coverage mask (H, W).
+    """Shaded colours of all meshes -> rgb (H, W, 3) float in 0..255 and coverage mask (H, W).
     Drawn by OpenGL where `render_gl` can (CLIFFHMR_RENDERER: auto, the default; gl; software)."""
     choice = os.environ.get("CLIFFHMR_RENDERER", "auto")
     if choice not in ("auto", "gl", "software"):

@@ -97,7 +97,7 @@ def max_size() -> int:
 
 
 def render(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors, near: float):
-    """Shaded colours of all meshes -> rgb (H, W, 3) float64 in 0..255 and coverage mask (H, W),
+    """Shaded colours of all meshes -> rgb (H, W, 3) float32 in 0..255 and coverage mask (H, W),
     as `render._render` returns them. Call only when `available()`."""
     ctx, program = _context(), _local.program
     verts, all_faces, offsets = scene(meshes, faces)
@@ -136,5 +136,4 @@ def render(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors, near:
         fbo.release()
         color.release()
         depth.release()
-    mask = out[..., 3] > 0.5
-    return out[..., :3].astype(np.float64), mask
+    return out[..., :3], out[..., 3] > 0.5  # float32 rgb: no copy of the whole frame
