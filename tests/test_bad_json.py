@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 
 from cliffhmr.errors import CliffError
 from cliffhmr.geometry.camera import Intrinsics, check_focal
-from cliffhmr.perception.image import LoadedImage, load_boxes_file
+from cliffhmr.perception.image import load_boxes_file
 from cliffhmr.perception.crop import box_to_center_scale, validate_boxes
 from cliffhmr.perception.keypoint_files import load_keypoints_file
-from cliffhmr.inference.pipeline import PredictorConfig, _check_keypoints, _keypoint_boxes
+from cliffhmr.inference.pipeline import PredictorConfig, _keypoint_boxes
+from cliffhmr.perception.keypoints import check_user_keypoints
 from cliffhmr.train.config import load_config
 
 FEW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 W, H = 400, 300
-IMAGE = LoadedImage(np.zeros((H, W, 3), np.uint8), None, None)
 
 # Numbers as users and tools write them, and as they go wrong: huge, tiny, negative, not finite.
 NUMBERS = st.one_of(
@@ -91,7 +91,7 @@ def test_keypoint_files_give_people_inside_the_image_or_one_line(tmp_path, data)
     if kp is None:
         return
     assert kp.dtype == np.float32 and kp.ndim == 3 and kp.shape[1:] == (17, 3)
-    kept, error = one_line_or_value(_check_keypoints, kp, IMAGE, "kp.json")
+    kept, error = one_line_or_value(check_user_keypoints, kp, W, H, "kp.json")
     if kept is None or not len(kept):
         return
     seen = kept[..., 2] > 0
@@ -110,7 +110,7 @@ def test_a_person_with_wild_keypoints_is_fitted_inside_the_image_or_refused(move
     for joint, column, value in moves:
         person[0, joint, column] = value
     given = person.copy()
-    kept, error = one_line_or_value(_check_keypoints, person, IMAGE, "kp.json")
+    kept, error = one_line_or_value(check_user_keypoints, person, W, H, "kp.json")
     np.testing.assert_array_equal(person, given)  # the caller's array is not changed
     if kept is not None:
         seen = kept[..., 2] > 0
