@@ -148,7 +148,7 @@ def fit_people(
     # Without the hips, 2D cannot tell an upright torso from one leaning back or forwards, nor
     # anything about the legs: the person is taken to stand (a portrait), legs straight.
     upright_w = cfg.w_upright * (~visible[:, list(HIPS)]).all(-1).float()
-    legs = torch.tensor([any(k in n.lower() for k in LEG_JOINTS) for n in body_model.joint_names[1:]])
+    legs = torch.tensor([j for j, n in enumerate(body_model.joint_names) if j and any(k in n.lower() for k in LEG_JOINTS)])
     # Anchored to the initial estimate only where it is the keypoint regressor's, learned from the
     # same real motion as the prior; a rest pose or an unknown network's guess is no such evidence.
     init_w = (cfg.w_init + cfg.w_init_missing * missing) if prior is not None else torch.zeros(P)
@@ -180,16 +180,19 @@ def fit_people(
         cam = torch.stack((s, transl[:, 0], transl[:, 1]), -1)
         return weak_perspective_to_image(keypoints - transl[:, None], cam, crop_box_center, crop_b)
 
+    # The 2D term's weights, normalised per person: all seen keypoints, or the torso's only.
+    kp_w = {torso: w / w.sum(-1, keepdim=True).clamp_min(1e-6) for torso, w in
+            ((False, conf), (True, conf * torch.zeros(17).index_fill_(0, torch.tensor(TORSO), 1.0)))}  # fmt: skip
+    target, scale2 = kp[..., :2], size[:, None] ** 2
+    eye = torch.eye(3)
+
     def loss_fn(torso_only: bool, sigma: float) -> torch.Tensor:
         R = rotmats()
         keypoints = body_model.keypoints_only(R, betas, transl)
         proj = project(keypoints)
-        r2 = ((proj - kp[..., :2]) ** 2).sum(-1) / size[:, None] ** 2
+        r2 = ((proj - target) ** 2).sum(-1) / scale2
         rho = r2 / (r2 + sigma**2)  # Geman-McClure: outliers stop pulling
-        w = conf
-        if torso_only:
-            w = w * torch.zeros(17).index_fill_(0, torch.tensor(TORSO), 1.0)
-        per_person = (w * rho).sum(-1) / w.sum(-1).clamp_min(1e-6)
+        per_person = (kp_w[torso_only] * rho).sum(-1)
         per_person = per_person + (pose_w[..., None] * body_aa**2).sum((-1, -2))
         per_person = per_person + cfg.w_limits * body_model.shape_excess(betas)
         if prior is not None:
@@ -198,7 +201,7 @@ def fit_people(
         else:
             per_person = per_person + shape_w * (betas**2).sum(-1)
         # Camera up is -y: 1 - cos(tilt of the body's +Y from it) = 1 + R[1, 1].
-        straight = ((R[:, 1:][:, legs] - torch.eye(3)) ** 2).sum((-1, -2, -3))
+        straight = ((R[:, legs] - eye) ** 2).sum((-1, -2, -3))
         per_person = per_person + upright_w * (1 + R[:, 0, 1, 1] + straight)
         per_person = per_person + init_w * ((R[:, 1:] - init_rot) ** 2).sum((-1, -2, -3))
         if expected is not None:
@@ -211,10 +214,10 @@ def fit_people(
             per_person = per_person + cfg.w_world * (conf * (err**2).sum(-1)).sum(-1) / conf.sum(-1).clamp_min(1e-6)
         return per_person
 
-    good = [p.detach().clone() for p in params]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
     history: list[float] = []
     steps = 0
+    good = [p.detach().clone() for p in params]
+    opt = torch.optim.Adam(params, lr=cfg.lr, fused=True)
     for step in range(cfg.iterations):
         torso = step < cfg.torso_iterations
         # Geometric annealing of the robust scale.
@@ -235,14 +238,13 @@ def fit_people(
             transl[:, 2].clamp_(min=MIN_DEPTH)
             if prior is not None:
                 body_aa.copy_(prior.project(body_aa))
-            ok = torch.isfinite(per_person)
-            for p in params:
-                ok &= torch.isfinite(p).reshape(P, -1).all(-1)
-            for p, g in zip(params, good):
-                p[~ok] = g[~ok]  # a diverged person goes back to its last finite state
-                g.copy_(p)
+            ok = torch.isfinite(per_person) & torch.isfinite(torch.cat([p.reshape(P, -1) for p in params], 1)).all(-1)
+            if not bool(ok.all()):
+                for p, g in zip(params, good):
+                    p[~ok] = g[~ok]  # a diverged person goes back to its last finite state
+            torch._foreach_copy_(good, params)
         # Converged: the annealing is over and the loss stopped falling.
-        history.append(float(per_person.detach()[ok].sum()) if bool(ok.any()) else 0.0)
+        history.append(float(torch.where(ok, per_person.detach(), 0.0).sum()))
         if step >= max(cfg.anneal_iterations, cfg.torso_iterations) + cfg.patience:
             before, now = history[-1 - cfg.patience], history[-1]
             if before - now <= cfg.tolerance * abs(before):
