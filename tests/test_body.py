@@ -381,6 +381,21 @@ def test_anny_keypoints_only_equal_mesh_keypoints(anny_body):
     torch.testing.assert_close(grads[1], grads[0], atol=1e-4, rtol=1e-4)
 
 
+def test_anny_root_turns_the_body_about_the_origin(anny_body):
+    """What the fit's torso-only steps rely on: the root joint sits at the origin for every shape,
+    so a body's keypoints under root rotation R0 and translation t are its keypoints with an
+    identity root, turned by R0 and moved by t."""
+    from cliffhmr.synthetic.scenes import sample_rotmats
+
+    gen = torch.Generator().manual_seed(7)
+    rot = sample_rotmats(anny_body, 5, gen)
+    betas, transl = torch.randn(5, 6, generator=gen) * 0.3, torch.randn(5, 3, generator=gen)
+    upright = rot.clone()
+    upright[:, 0] = torch.eye(3)
+    turned = anny_body.keypoints_only(upright, betas) @ rot[:, 0].transpose(1, 2) + transl[:, None]
+    torch.testing.assert_close(turned, anny_body(rot, betas, transl).keypoints, atol=1e-5, rtol=0)
+
+
 def test_forward_kinematics_by_levels_equals_joint_by_joint_chaining():
     """A second computation: chain each joint onto its parent one at a time (G_j = G_p R_j,
     p_j = p_p + G_p (rest_j - rest_p)), on a branching tree given in non-level order."""

@@ -186,26 +186,43 @@ def fit_people(
     target, scale2 = kp[..., :2], size[:, None] ** 2
     eye = torch.eye(3)
 
-    def loss_fn(torso_only: bool, sigma: float) -> torch.Tensor:
-        R = rotmats()
-        keypoints = body_model.keypoints_only(R, betas, transl)
-        proj = project(keypoints)
-        r2 = ((proj - target) ** 2).sum(-1) / scale2
-        rho = r2 / (r2 + sigma**2)  # Geman-McClure: outliers stop pulling
-        per_person = (kp_w[torso_only] * rho).sum(-1)
-        per_person = per_person + (pose_w[..., None] * body_aa**2).sum((-1, -2))
+    def body_terms(R: torch.Tensor) -> torch.Tensor:
+        """(P,) the terms on the body below the root: pose and shape priors, legs straight, anchoring."""
+        per_person = (pose_w[..., None] * body_aa**2).sum((-1, -2))
         per_person = per_person + cfg.w_limits * body_model.shape_excess(betas)
         if prior is not None:
             per_person = per_person + cfg.w_prior * prior.penalty(body_aa) + cfg.w_limits * prior.limit_penalty(body_aa)
             per_person = per_person + shape_w * prior.shape_penalty(betas)
         else:
             per_person = per_person + shape_w * (betas**2).sum(-1)
+        per_person = per_person + upright_w * ((R[:, legs] - eye) ** 2).sum((-1, -2, -3))
+        return per_person + init_w * ((R[:, 1:] - init_rot) ** 2).sum((-1, -2, -3))
+
+    still: dict[str, torch.Tensor] = {}  # while only the root moves: the body in its own frame, its terms
+
+    def loss_fn(torso_only: bool, sigma: float) -> torch.Tensor:
+        root = rot6d_to_rotmat(root6d)
+        if torso_only:
+            # Pose and shape are held: the keypoints are the same body turned and moved, every step.
+            if not still:
+                with torch.no_grad():
+                    R = rotmats()
+                    R[:, 0] = eye
+                    still["keypoints"], still["terms"] = body_model.keypoints_only(R, betas), body_terms(R)
+            keypoints = still["keypoints"] @ root.transpose(1, 2) + transl[:, None]
+            per_person = still["terms"]
+        else:
+            R = torch.cat((root[:, None], axis_angle_to_rotmat(body_aa)), dim=1)
+            keypoints = body_model.keypoints_only(R, betas, transl)
+            per_person = body_terms(R)
+        proj = project(keypoints)
+        r2 = ((proj - target) ** 2).sum(-1) / scale2
+        rho = r2 / (r2 + sigma**2)  # Geman-McClure: outliers stop pulling
+        per_person = per_person + (kp_w[torso_only] * rho).sum(-1)
         # Camera up is -y: 1 - cos(tilt of the body's +Y from it) = 1 + R[1, 1].
-        straight = ((R[:, legs] - eye) ** 2).sum((-1, -2, -3))
-        per_person = per_person + upright_w * (1 + R[:, 0, 1, 1] + straight)
-        per_person = per_person + init_w * ((R[:, 1:] - init_rot) ** 2).sum((-1, -2, -3))
+        per_person = per_person + upright_w * (1 + root[:, 1, 1])
         if expected is not None:
-            per_person = per_person + cfg.w_smooth * ((R[:, 0] - smooth_root) ** 2).sum((-1, -2))
+            per_person = per_person + cfg.w_smooth * ((root - smooth_root) ** 2).sum((-1, -2))
             per_person = per_person + cfg.w_smooth_transl * (((transl - smooth_t) / smooth_depth) ** 2).sum(-1)
         if world_cam is not None:
             # Compared about the seen keypoints' centroid, not the hips: hidden hips are guesses,
