@@ -159,7 +159,8 @@ def fit_people(
     if world is not None:
         # World landmarks are in the crop's camera frame: turn them to the full camera's frame.
         R_ray = ray_rotation(center, focal, principal)
-        world_cam = world.float() @ R_ray.transpose(1, 2)
+        world_cam = _centred(world.float() @ R_ray.transpose(1, 2), conf)
+        world_w = cfg.w_world * conf / conf.sum(-1, keepdim=True).clamp_min(1e-6)
 
     crop_box_center = center if boxes is None else (boxes[:, :2] + boxes[:, 2:4]) / 2
     crop_b = size if boxes is None else (boxes[:, 3] - boxes[:, 1]).clamp_min(1.0)
@@ -227,8 +228,8 @@ def fit_people(
         if world_cam is not None:
             # Compared about the seen keypoints' centroid, not the hips: hidden hips are guesses,
             # and anchoring on them tilts the whole torso (a portrait leaning back).
-            err = _centred(keypoints, conf) - _centred(world_cam, conf)
-            per_person = per_person + cfg.w_world * (conf * (err**2).sum(-1)).sum(-1) / conf.sum(-1).clamp_min(1e-6)
+            err = _centred(keypoints, conf) - world_cam
+            per_person = per_person + (world_w * (err**2).sum(-1)).sum(-1)
         return per_person
 
     history: list[float] = []
