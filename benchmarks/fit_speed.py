@@ -48,14 +48,14 @@ def photo_inputs(predictor: Predictor, path: Path) -> dict:
             "center": center, "scale": scale, "f": f, "c": c, "min_conf": predictor.pose_estimator.min_confidence}  # fmt: skip
 
 
-def time_fit(side, body, x: dict, init) -> tuple[float, object]:
-    config = side.fit.FitConfig(min_confidence=x["min_conf"])
+def time_fit(side, body, x: dict, init, overrides: dict) -> tuple[float, object]:
+    config = side.fit.FitConfig(**overrides, min_confidence=x["min_conf"])
     start = time.perf_counter()
     fit = side.fit.fit_people(body, x["keypoints"], x["f"], x["c"], init, world=x["world"], config=config)
     return time.perf_counter() - start, fit
 
 
-def photos(sides: dict, bodies: dict, repeats: int) -> list[dict]:
+def photos(sides: dict, bodies: dict, repeats: int, overrides: dict) -> list[dict]:
     predictor = Predictor()
     rows = []
     for name in PHOTOS:
@@ -66,7 +66,7 @@ def photos(sides: dict, bodies: dict, repeats: int) -> list[dict]:
         fits = {}
         for r in range(repeats + 1):  # the first round warms both sides up, untimed
             for s in rm.SIDES if r % 2 else reversed(rm.SIDES):
-                dt, fits[s] = time_fit(sides[s], bodies[s], x, inits[s])
+                dt, fits[s] = time_fit(sides[s], bodies[s], x, inits[s], overrides[s])
                 if r:
                     seconds[s].append(dt)
         row = {"image": name, "people": len(x["keypoints"])}
@@ -79,7 +79,7 @@ def photos(sides: dict, bodies: dict, repeats: int) -> list[dict]:
     return rows
 
 
-def people(sides: dict, bodies: dict, poses: Path, n: int, seed: int, chunk: int) -> list[dict]:
+def people(sides: dict, bodies: dict, poses: Path, n: int, seed: int, chunk: int, overrides: dict) -> list[dict]:
     body = bodies["after"]  # ground truth: this tree's geometry, as real_motion.py
     group = rm.make_people(body, poses, n, seed)
     limits = rm.within_limits_or_none()
@@ -97,7 +97,7 @@ def people(sides: dict, bodies: dict, poses: Path, n: int, seed: int, chunk: int
             for s in rm.SIDES if k % 2 else reversed(rm.SIDES):
                 init = sides[s].regressor.initial_estimate(bodies[s], kp, center_all[sl], scale_all[sl], f2[sl], c)
                 t0 = time.perf_counter()
-                fit = sides[s].fit.fit_people(bodies[s], kp, f2[sl], c, init, boxes=obs["boxes"][sl])
+                fit = sides[s].fit.fit_people(bodies[s], kp, f2[sl], c, init, boxes=obs["boxes"][sl], config=sides[s].fit.FitConfig(**overrides[s]))
                 seconds[s] += time.perf_counter() - t0
                 parts[s].append(fit)
         gt = {"keypoints": obs["kp3d"], "rotmat": group["rotmat"], "height": group["gt_height"]}
@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk", type=int, default=32, help="people fitted together")
     p.add_argument("--repeats", type=int, default=5, help="timed fits per photo and side")
+    p.add_argument("--config", type=json.loads, default={}, help='FitConfig fields for the AFTER side, as JSON, e.g. \'{"lr": 0.04}\'')
     p.add_argument("--json", type=Path)
     p.add_argument("--md", type=Path)
     args = p.parse_args(argv)
@@ -150,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         sides = rm.load_sides(args.baseline, Path(tmp))
         bodies = {"before": sides["before"].body.load_body_model(None), "after": sides["after"].body.load_body_model(None)}
-        result = {"meta": {"baseline": args.baseline, "n": args.n, "seed": args.seed, "chunk": args.chunk, "repeats": args.repeats},
-                  "photos": photos(sides, bodies, args.repeats),
-                  "people": people(sides, bodies, args.poses, args.n, args.seed, args.chunk)}  # fmt: skip
+        overrides = {"before": {}, "after": args.config}
+        result = {"meta": {"baseline": args.baseline, "n": args.n, "seed": args.seed, "chunk": args.chunk, "repeats": args.repeats,
+                           "after_config": args.config, "before_module": sides["before"].fit.__file__},
+                  "photos": photos(sides, bodies, args.repeats, overrides),
+                  "people": people(sides, bodies, args.poses, args.n, args.seed, args.chunk, overrides)}  # fmt: skip
     result["meta"]["wall_seconds"] = time.perf_counter() - start
     table = markdown(result)
     print(table)
