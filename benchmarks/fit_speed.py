@@ -96,8 +96,9 @@ def people(sides: dict, bodies: dict, poses: Path, n: int, seed: int, chunk: int
             kp, c = obs["keypoints"][sl], obs["principal"][sl]
             for s in rm.SIDES if k % 2 else reversed(rm.SIDES):
                 init = sides[s].regressor.initial_estimate(bodies[s], kp, center_all[sl], scale_all[sl], f2[sl], c)
+                config = sides[s].fit.FitConfig(**overrides[s])
                 t0 = time.perf_counter()
-                fit = sides[s].fit.fit_people(bodies[s], kp, f2[sl], c, init, boxes=obs["boxes"][sl], config=sides[s].fit.FitConfig(**overrides[s]))
+                fit = sides[s].fit.fit_people(bodies[s], kp, f2[sl], c, init, boxes=obs["boxes"][sl], config=config)
                 seconds[s] += time.perf_counter() - t0
                 parts[s].append(fit)
         gt = {"keypoints": obs["kp3d"], "rotmat": group["rotmat"], "height": group["gt_height"]}
@@ -125,8 +126,8 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['image']} | {r['people']} | {r['before_ms']:.0f} / **{r['after_ms']:.0f}** | {r['before_ms'] / r['after_ms']:.2f}x | "
                      f"{r['after_ms'] / r['people']:.0f} | {r['before_steps']} / {r['after_steps']} | "
                      f"{r['before_quality']:.3f} / {r['after_quality']:.3f} |")  # fmt: skip
-    lines += ["", "| real_motion case | n | fit per person before / after (ms) | speed-up | MPJPE before / after (mm) | PA-MPJPE before / after (mm) | steps (most) before / after |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines += ["", "| real_motion case | n | fit per person before / after (ms) | speed-up | MPJPE before / after (mm) | "
+                  "PA-MPJPE before / after (mm) | steps (most) before / after |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in result["people"]:
         lines.append(f"| {r['case']} | {r['n']} | {r['before_ms']:.1f} / **{r['after_ms']:.1f}** | {r['before_ms'] / r['after_ms']:.2f}x | "
                      f"{r['before_mpjpe']:.1f} / {r['after_mpjpe']:.1f} | {r['before_pa']:.1f} / {r['after_pa']:.1f} | "
