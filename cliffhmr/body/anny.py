@@ -184,6 +184,10 @@ class AnnyBody(BodyModel):
         """betas (B, 6) -> Anny phenotype values (B, 6) in PHENOTYPES order, clamped to the valid range."""
         return torch.clamp(self.phenotype_mean + betas, self.phenotype_min, self.phenotype_max)
 
+    def root_position(self, betas: Tensor) -> Tensor:
+        """The pelvis is at the origin for every shape (module docstring): (B, 6) -> zeros (B, 3)."""
+        return betas.new_zeros(betas.shape[0], 3)
+
     def shape_excess(self, betas: Tensor) -> Tensor:
         """Squared phenotype distance outside Anny's valid range, (B, 6) -> (B,): `phenotype` clamps
         there, so the shape stops changing and nothing else would pull such betas back."""

@@ -74,6 +74,12 @@ class BodyModel(nn.Module):
         a cheaper computation for optimisation loops, which only need the keypoints."""
         return self(rotmats, betas, transl).keypoints
 
+    def root_position(self, betas: Tensor) -> Tensor:
+        """(B, num_betas) -> (B, 3) the root joint at the rest pose, about which the global
+        orientation turns the body: body(R) = R_0 (body(R with R_0 = I) - root) + root."""
+        eye = torch.eye(3, dtype=betas.dtype, device=betas.device).expand(betas.shape[0], self.num_joints, 3, 3)
+        return self(eye, betas).joints[:, 0]
+
     def shape_excess(self, betas: Tensor) -> Tensor:
         """(B, num_betas) -> (B,) how far the shape lies outside the model's valid range (squared);
         0 for models whose shape space has no bounds."""

@@ -199,18 +199,21 @@ def fit_people(
         per_person = per_person + upright_w * ((R[:, legs] - eye) ** 2).sum((-1, -2, -3))
         return per_person + init_w * ((R[:, 1:] - init_rot) ** 2).sum((-1, -2, -3))
 
-    still: dict[str, torch.Tensor] = {}  # while only the root moves: the body in its own frame, its terms
+    still: dict[str, torch.Tensor] = {}  # while only the root moves: the body about its root joint, its terms
 
     def loss_fn(torso_only: bool, sigma: float) -> torch.Tensor:
         root = rot6d_to_rotmat(root6d)
         if torso_only:
-            # Pose and shape are held: the keypoints are the same body turned and moved, every step.
+            # Pose and shape are held: the keypoints are the same body turned about its root joint
+            # and moved, every step.
             if not still:
                 with torch.no_grad():
                     R = rotmats()
                     R[:, 0] = eye
-                    still["keypoints"], still["terms"] = body_model.keypoints_only(R, betas), body_terms(R)
-            keypoints = still["keypoints"] @ root.transpose(1, 2) + transl[:, None]
+                    still["pivot"] = body_model.root_position(betas)[:, None]
+                    still["keypoints"] = body_model.keypoints_only(R, betas) - still["pivot"]
+                    still["terms"] = body_terms(R)
+            keypoints = still["keypoints"] @ root.transpose(1, 2) + (still["pivot"] + transl[:, None])
             per_person = still["terms"]
         else:
             R = torch.cat((root[:, None], axis_angle_to_rotmat(body_aa)), dim=1)
