@@ -73,9 +73,13 @@ def load_sides(baseline: str, tmp: Path) -> dict[str, SimpleNamespace]:
     (tmp / "cliffhmr").rename(tmp / "cliffhmr_before")
     for name in [m for m in sys.modules if m == "cliffhmr_before" or m.startswith("cliffhmr_before.")]:
         del sys.modules[name]  # an earlier run in this process imported another copy
+    # Where the fit, the initial estimate and the body live: since 1dbb657, and before it.
+    layouts = ({"fit": "fitting.fit", "regressor": "models.initial", "body": "body"},
+               {"fit": "fit", "regressor": "regressor", "body": "body"})  # fmt: skip
+    layout = next(lay for lay in layouts if (tmp / "cliffhmr_before" / f"{lay['fit'].replace('.', '/')}.py").is_file())
     sys.path.insert(0, str(tmp))
     try:
-        before = SimpleNamespace(**{m: importlib.import_module(f"cliffhmr_before.{m}") for m in ("fit", "regressor", "body")})
+        before = SimpleNamespace(**{k: importlib.import_module(f"cliffhmr_before.{m}") for k, m in layout.items()})
     finally:
         sys.path.remove(str(tmp))
     after = SimpleNamespace(fit=cliffhmr.fitting.fit, regressor=cliffhmr.models.initial, body=cliffhmr.body)

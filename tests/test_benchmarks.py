@@ -97,3 +97,24 @@ def test_real_motion_compares_the_baseline_and_this_tree_on_the_same_people(tmp_
     # And a pelvis 10% too far reads as +10%.
     far = dict(gt, joints=joints * torch.tensor([1.0, 1.0, 1.1]))
     assert torch.allclose(bench.per_sample(far, gt, inside)["depth_pct"], torch.full((4,), 10.0), atol=1e-3)
+
+
+def test_fit_speed_times_the_baseline_and_this_tree_on_the_same_inputs(tmp_path):
+    import tempfile
+
+    bench = load_script(Path(__file__).parents[1] / "benchmarks" / "fit_speed.py")
+    poses = tmp_path / "poses.npz"
+    assert load_script(REAL_MOTION).main(["--write-standin", str(poses)]) == 0
+    out, md = tmp_path / "fit_speed.json", tmp_path / "fit_speed.md"
+    args = ["--poses", poses, "--n", 2, "--chunk", 2, "--repeats", 1, "--config", '{"iterations": 3}', "--json", out, "--md", md]
+    assert bench.main([str(a) for a in args]) == 0
+    report = json.loads(out.read_text())
+    assert [r["image"] for r in report["photos"]] == list(bench.PHOTOS)
+    assert [r["case"] for r in report["people"]] == ["full", "waist", "knees"]
+    for row in report["photos"] + report["people"]:
+        assert row["before_ms"] > 0 and row["after_ms"] > 0
+        # --config reaches the AFTER side only: the baseline runs its own schedule (30 torso steps at least).
+        assert row["after_steps"] <= 3 < row["before_steps"]
+    before = Path(report["meta"]["before_module"])
+    assert before.parent.parent.name == "cliffhmr_before" and before.is_relative_to(tempfile.gettempdir())
+    assert "| two_people.jpg | 2 |" in md.read_text() and "| waist |" in md.read_text()

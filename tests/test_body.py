@@ -364,17 +364,43 @@ def test_anny_blend_coefficients_match_annys_own(anny_body):
     torch.testing.assert_close(anny_body.blend_coefficients(phenotype), reference.float(), atol=1e-6, rtol=0)
 
 
-def test_anny_keypoints_only_close_to_mesh_keypoints(anny_body):
+def test_anny_keypoints_only_equal_mesh_keypoints(anny_body):
+    """The fit's keypoints without the mesh are the regressor applied to the skinned mesh, for
+    any pose and shape (shapes beyond the valid range too), and so are their gradients."""
     from cliffhmr.synthetic.scenes import sample_rotmats
 
     gen = torch.Generator().manual_seed(4)
     rot = sample_rotmats(anny_body, 6, gen)
-    betas = torch.randn(6, 6, generator=gen) * 0.3
+    betas = (torch.randn(6, 6, generator=gen) * 0.3).requires_grad_()
     transl = torch.randn(6, 3, generator=gen)
     full = anny_body(rot, betas, transl).keypoints
     fast = anny_body.keypoints_only(rot, betas, transl)
-    err = (full - fast).norm(dim=-1)
-    assert err.mean() < 0.01 and err.max() < 0.05  # metres; the fit only needs keypoints this close
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
+    weights = torch.randn(full.shape, generator=gen)
+    grads = [torch.autograd.grad((weights * k).sum(), betas)[0] for k in (full, fast)]
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("model", ["anny", "smpl"])
+def test_the_root_rotation_turns_the_body_about_its_root_joint(model, anny_body):
+    """What the fit's torso-only steps rely on: a body's keypoints under root rotation R0 and
+    translation t are its keypoints with an identity root, turned by R0 about `root_position`
+    and moved by t. Anny's root is at the origin for every shape; SMPL's is not."""
+    from cliffhmr.body.base import BodyModel
+    from cliffhmr.synthetic.scenes import sample_rotmats
+
+    body = anny_body if model == "anny" else SMPLModel(random_smpl_arrays(seed=10, V=300, F=500))
+    gen = torch.Generator().manual_seed(7)
+    rot = sample_rotmats(body, 5, gen) if model == "anny" else random_pose(5, 24, seed=7)
+    betas, transl = torch.randn(5, body.num_betas, generator=gen) * 0.3, torch.randn(5, 3, generator=gen)
+    upright = rot.clone()
+    upright[:, 0] = torch.eye(3)
+    pivot = body.root_position(betas)[:, None]
+    torch.testing.assert_close(pivot[:, 0], BodyModel.root_position(body, betas), atol=1e-6, rtol=0)
+    turned = (body.keypoints_only(upright, betas) - pivot) @ rot[:, 0].transpose(1, 2) + pivot + transl[:, None]
+    torch.testing.assert_close(turned, body(rot, betas, transl).keypoints, atol=1e-5, rtol=0)
+    if model == "smpl":
+        assert pivot.abs().max() > 0.01  # the case an origin-only shortcut would get wrong
 
 
 def test_forward_kinematics_by_levels_equals_joint_by_joint_chaining():

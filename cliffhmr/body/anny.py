@@ -24,7 +24,9 @@ This wrapper:
   parent, so their skin weights are merged into their nearest posed ancestor; the result is
   Anny's 104-bone skinning.
 - Keypoints: COCO-17 by the regressor Anny ships (anny/data/keypoints/coco.pth), a fixed
-  convex combination of mesh vertices per keypoint.
+  convex combination of mesh vertices per keypoint. `keypoints_only` gives the same numbers
+  without the mesh: the regressor folded into the skinning (`base.skinning_pairs`), 89
+  (keypoint, joint) pairs instead of 13,718 vertices.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import functools
 import torch
 from torch import Tensor
 
-from .base import BodyModel, BodyOutput, COCO17_NAMES, forward_kinematics, linear_blend_skinning
+from .base import BodyModel, BodyOutput, COCO17_NAMES, forward_kinematics, linear_blend_skinning, skin_pairs, skinning_pairs
 
 ANNY_JOINT_NAMES = [
     "root", "upperleg01.L", "upperleg01.R", "spine04", "lowerleg01.L", "lowerleg01.R", "spine02",
@@ -131,23 +133,20 @@ class AnnyBody(BodyModel):
             "phenotype_min": torch.stack([anchors[p][0] for p in PHENOTYPES]),
             "phenotype_max": torch.stack([anchors[p][-1] for p in PHENOTYPES]),
         }
-        # Keypoints skinned as points of their own (regressor applied to the rest shape and to the
-        # skin weights): ~100x cheaper than skinning the mesh, for the fitting loop.
-        buffers["kp_template"] = regressor @ v_template
-        buffers["kp_dirs"] = torch.einsum("kv,nvc->nkc", regressor, v_dirs).reshape(v_dirs.shape[0], -1)
-        buffers["kp_weights"] = regressor @ weights
+        # The keypoints of the skinned mesh without the mesh, for the fitting loop: per (keypoint,
+        # joint) pair its weighted rest position and weight, shaped like the vertices.
+        keypoint, joint, pair_weights = skinning_pairs(regressor, weights)
+        used = pair_weights.any(0)
+        pair_weights = pair_weights[:, used]
+        pair_dirs = torch.einsum("pv,nvc->npc", pair_weights, v_dirs[:, used])  # (K, P, 3)
+        buffers["kp_pair_template"] = torch.cat((pair_weights @ v_template[used], pair_weights.sum(1, keepdim=True)), 1)
+        buffers["kp_pair_dirs"] = torch.cat((pair_dirs, torch.zeros_like(pair_dirs[..., :1])), 2).reshape(len(pair_dirs), -1)
+        buffers["kp_pair_gather"] = (keypoint == torch.arange(len(regressor))[:, None]).to(model.dtype)  # (17, P)
+        # Which interpolation factors (rows) multiply into each phenotype target (columns).
+        buffers["target_factors"] = model.stacked_phenotype_blend_shapes_mask.T
         for key, value in buffers.items():
             self.register_buffer(key, value.to(**f32).contiguous(), persistent=False)
-        # For each phenotype target, the columns of its interpolation factors, padded with a
-        # column of ones (index = number of factors) so all rows have the same length.
-        mask = model.stacked_phenotype_blend_shapes_mask.bool()
-        width = int(mask.sum(1).max())
-        pad = mask.shape[1]
-        factor_index = torch.full((mask.shape[0], width), pad, dtype=torch.long)
-        for i, row in enumerate(mask):
-            cols = row.nonzero()[:, 0]
-            factor_index[i, : len(cols)] = cols
-        self.register_buffer("factor_index", factor_index, persistent=False)
+        self.register_buffer("kp_pair_joint", joint, persistent=False)
         self._register_factor_columns(anchors)
         mean = torch.full((len(PHENOTYPES),), DEFAULT_PHENOTYPE)
         mean[PHENOTYPES.index("gender")] = GENDER_PHENOTYPE[gender]
@@ -185,6 +184,10 @@ class AnnyBody(BodyModel):
         """betas (B, 6) -> Anny phenotype values (B, 6) in PHENOTYPES order, clamped to the valid range."""
         return torch.clamp(self.phenotype_mean + betas, self.phenotype_min, self.phenotype_max)
 
+    def root_position(self, betas: Tensor) -> Tensor:
+        """The pelvis is at the origin for every shape (module docstring): (B, 6) -> zeros (B, 3)."""
+        return betas.new_zeros(betas.shape[0], 3)
+
     def shape_excess(self, betas: Tensor) -> Tensor:
         """Squared phenotype distance outside Anny's valid range, (B, 6) -> (B,): `phenotype` clamps
         there, so the shape stops changing and nothing else would pull such betas back."""
@@ -197,13 +200,12 @@ class AnnyBody(BodyModel):
 
         Each of Anny's phenotype targets is weighted by a product of a few interpolation
         factors. Anny forms that product over a dense mask with torch.prod, whose backward is
-        slow; gathering each target's factors and multiplying them is the same number, faster.
+        slow; here it is a sum of logarithms, one matrix product: exp(log(factors + eps) @ mask).
+        eps = 1e-12 keeps factors of 0 (anchors not around a value) finite and their gradient
+        exact; it changes a weight by at most ~1e-11.
         """
-        factors = torch.cat((self._phenotype_factors(phenotype), phenotype.new_ones(phenotype.shape[0], 1)), 1)
-        gathered = factors[:, self.factor_index]  # (B, targets, max factors)
-        weights = gathered[..., 0]
-        for m in range(1, gathered.shape[-1]):
-            weights = weights * gathered[..., m]
+        factors = self._phenotype_factors(phenotype)
+        weights = ((factors + 1e-12).log() @ self.target_factors).exp()  # (B, targets)
         return weights @ self.blend_projection
 
     def _phenotype_factors(self, phenotype: Tensor) -> Tensor:
@@ -225,21 +227,21 @@ class AnnyBody(BodyModel):
         return torch.where(self.factor_fixed >= 0, self.factor_fixed, factors)
 
     def _pose(self, rotmats: Tensor, betas: Tensor, template: Tensor, directions: Tensor):
-        """Shape the rest points `template` (N, 3) along `directions` (K, N * 3) and pose the
-        skeleton: -> rest points (B, N, 3), posed joints (B, J, 3), skinning transforms (B, J, 3, 4)."""
+        """Shape the rest points `template` (N, C) along `directions` (K, N * C) and pose the
+        skeleton: -> rest points (B, N, C), posed joints (B, J, 3), skinning transforms (B, J, 3, 4)."""
         self._check_inputs(rotmats, betas, None)
         B = rotmats.shape[0]
         coefficients = self.blend_coefficients(self.phenotype(betas))
-        rest = template + (coefficients @ directions).view(B, -1, 3)
+        rest = template + (coefficients @ directions).view(B, *template.shape)
         rest_joints = self.j_template + (coefficients @ self.jointdirs).view(B, -1, 3)
         joints, transforms = forward_kinematics(rotmats, rest_joints, self.parents)
         return rest, joints, transforms
 
     def keypoints_only(self, rotmats: Tensor, betas: Tensor, transl: Tensor | None = None) -> Tensor:
-        """COCO-17 keypoints without the mesh; within a few mm of `forward(...).keypoints`."""
+        """COCO-17 keypoints without the mesh: `forward(...).keypoints`, exactly (module docstring)."""
         self._check_inputs(rotmats, betas, transl)
-        rest, _, transforms = self._pose(rotmats, betas, self.kp_template, self.kp_dirs)
-        keypoints = linear_blend_skinning(rest, self.kp_weights, transforms)
+        pairs, _, transforms = self._pose(rotmats, betas, self.kp_pair_template, self.kp_pair_dirs)
+        keypoints = skin_pairs(pairs, self.kp_pair_joint, self.kp_pair_gather, transforms)
         return keypoints if transl is None else keypoints + transl[:, None]
 
     def forward(self, rotmats: Tensor, betas: Tensor, transl: Tensor | None = None) -> BodyOutput:

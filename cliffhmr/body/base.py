@@ -74,6 +74,12 @@ class BodyModel(nn.Module):
         a cheaper computation for optimisation loops, which only need the keypoints."""
         return self(rotmats, betas, transl).keypoints
 
+    def root_position(self, betas: Tensor) -> Tensor:
+        """(B, num_betas) -> (B, 3) the root joint at the rest pose, about which the global
+        orientation turns the body: body(R) = R_0 (body(R with R_0 = I) - root) + root."""
+        eye = torch.eye(3, dtype=betas.dtype, device=betas.device).expand(betas.shape[0], self.num_joints, 3, 3)
+        return self(eye, betas).joints[:, 0]
+
     def shape_excess(self, betas: Tensor) -> Tensor:
         """(B, num_betas) -> (B,) how far the shape lies outside the model's valid range (squared);
         0 for models whose shape space has no bounds."""
@@ -99,9 +105,10 @@ class BodyModel(nn.Module):
 
 
 @functools.lru_cache(maxsize=8)
-def _tree_levels(parents: tuple[int, ...]) -> tuple[list[Tensor], list[Tensor], Tensor]:
-    """Joints grouped by depth in the tree: per level the joint indices and the positions of their
-    parents within the level above; and the permutation from level order back to joint order."""
+def _tree_levels(parents: tuple[int, ...]) -> tuple[Tensor, list[int], list[Tensor], Tensor]:
+    """Joints grouped by depth in the tree: the joints in level order, the size of each level,
+    per level below the root the positions of its joints' parents within the level above, and
+    the permutation from level order back to joint order."""
     depth = [0] * len(parents)
     for j in range(1, len(parents)):
         depth[j] = depth[parents[j]] + 1
@@ -109,7 +116,7 @@ def _tree_levels(parents: tuple[int, ...]) -> tuple[list[Tensor], list[Tensor], 
     slots = [{j: i for i, j in enumerate(level)} for level in levels]
     parent_pos = [torch.tensor([slots[d - 1][parents[j]] for j in level]) for d, level in enumerate(levels) if d > 0]
     order = torch.tensor([j for level in levels for j in level])
-    return [torch.tensor(level) for level in levels], parent_pos, torch.argsort(order)
+    return order, [len(level) for level in levels], parent_pos, torch.argsort(order)
 
 
 def forward_kinematics(rotmats: Tensor, rest_joints: Tensor, parents: list[int]) -> tuple[Tensor, Tensor]:
@@ -118,19 +125,22 @@ def forward_kinematics(rotmats: Tensor, rest_joints: Tensor, parents: list[int])
     rotmats (B, J, 3, 3) local rotations; rest_joints (B, J, 3); parents[j] < j, -1 for the root.
     Returns the posed joints (B, J, 3) and the skinning transforms (B, J, 3, 4) that map a
     rest-pose point rigidly attached to joint j to its posed position (the root stays in place).
-    All joints at one depth of the tree are chained at once (a few tensor operations per level
-    rather than per joint: the fitting loop is bound by the number of operations).
+    Each joint's local transform [R_j | offset_j] is a 4x4 matrix, and all joints at one depth
+    of the tree are chained onto their parents' [G_p | posed_p] by one matrix product: a few
+    tensor operations per level rather than per joint, since the fitting loop is bound by the
+    number of operations.
     """
+    B, J = rotmats.shape[:2]
     offsets = torch.cat((rest_joints[:, :1], rest_joints[:, 1:] - rest_joints[:, parents[1:]]), dim=1)
-    levels, parent_pos, back = _tree_levels(tuple(parents))
-    rotations = [rotmats[:, levels[0]]]
-    positions = [offsets[:, levels[0]]]
-    for level, pos in zip(levels[1:], parent_pos):
-        R_p, t_p = rotations[-1][:, pos], positions[-1][:, pos]
-        rotations.append(R_p @ rotmats[:, level])
-        positions.append(t_p + (R_p @ offsets[:, level, :, None])[..., 0])
-    G = torch.cat(rotations, dim=1)[:, back]  # (B, J, 3, 3) global rotations
-    posed = torch.cat(positions, dim=1)[:, back]  # (B, J, 3)
+    order, sizes, parent_pos, back = _tree_levels(tuple(parents))
+    bottom = rotmats.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(B, J, 1, 4)
+    local = torch.cat((torch.cat((rotmats, offsets[..., None]), -1), bottom), -2)[:, order]  # (B, J, 4, 4)
+    per_level = local.split(sizes, dim=1)
+    chained = [per_level[0][:, :, :3]]
+    for level, pos in zip(per_level[1:], parent_pos):
+        chained.append(chained[-1][:, pos] @ level)
+    world = torch.cat(chained, dim=1)[:, back]  # (B, J, 3, 4): [G_j | posed_j]
+    G, posed = world[..., :3], world[..., 3]
     # x -> G_j (x - rest_j) + posed_j
     shift = posed - (G @ rest_joints[..., None])[..., 0]
     return posed, torch.cat((G, shift[..., None]), dim=-1)
@@ -142,3 +152,27 @@ def linear_blend_skinning(vertices: Tensor, weights: Tensor, transforms: Tensor)
     B, J = transforms.shape[:2]
     blended = (weights @ transforms.reshape(B, J, 12)).reshape(B, -1, 3, 4)  # (B, V, 3, 4)
     return (blended[..., :3] * vertices[:, :, None, :]).sum(-1) + blended[..., 3]
+
+
+def skinning_pairs(regressor: Tensor, weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The (keypoint, joint) pairs through which a vertex regressor sees the skinning.
+
+    A keypoint regressed from skinned vertices, k = sum_v r_kv sum_j w_vj T_j [v_v; 1], is
+    sum_j T_j q_kj with q_kj = sum_v r_kv w_vj [v_v; 1]: exact, and nonzero only for the pairs
+    (k, j) whose vertices j moves. regressor (K, V), weights (V, J), both non-negative ->
+    keypoint (P,), joint (P,) indices of the P such pairs, and their vertex weights (P, V)
+    r_kv w_vj, by which any rest-pose vertex quantity gives the pairs' q.
+    """
+    mass = regressor @ weights  # (K, J)
+    keypoint, joint = mass.nonzero(as_tuple=True)
+    return keypoint, joint, regressor[keypoint] * weights[:, joint].T
+
+
+def skin_pairs(points: Tensor, joint: Tensor, gather: Tensor, transforms: Tensor) -> Tensor:
+    """Posed keypoints from their pairs (`skinning_pairs`), the same numbers as regressing the
+    skinned mesh. points (B, P, 4) each pair's q (weighted rest position, weight); joint (P,);
+    gather (K, P) 1 where pair p belongs to keypoint k; transforms (B, J, 3, 4) from
+    `forward_kinematics` -> (B, K, 3)."""
+    posed = (transforms[:, joint] @ points[..., None])[..., 0]  # (B, P, 3)
+    return gather @ posed
+

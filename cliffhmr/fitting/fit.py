@@ -148,7 +148,7 @@ def fit_people(
     # Without the hips, 2D cannot tell an upright torso from one leaning back or forwards, nor
     # anything about the legs: the person is taken to stand (a portrait), legs straight.
     upright_w = cfg.w_upright * (~visible[:, list(HIPS)]).all(-1).float()
-    legs = torch.tensor([any(k in n.lower() for k in LEG_JOINTS) for n in body_model.joint_names[1:]])
+    legs = torch.tensor([j for j, n in enumerate(body_model.joint_names) if j and any(k in n.lower() for k in LEG_JOINTS)])
     # Anchored to the initial estimate only where it is the keypoint regressor's, learned from the
     # same real motion as the prior; a rest pose or an unknown network's guess is no such evidence.
     init_w = (cfg.w_init + cfg.w_init_missing * missing) if prior is not None else torch.zeros(P)
@@ -159,7 +159,8 @@ def fit_people(
     if world is not None:
         # World landmarks are in the crop's camera frame: turn them to the full camera's frame.
         R_ray = ray_rotation(center, focal, principal)
-        world_cam = world.float() @ R_ray.transpose(1, 2)
+        world_cam = _centred(world.float() @ R_ray.transpose(1, 2), conf)
+        world_w = cfg.w_world * conf / conf.sum(-1, keepdim=True).clamp_min(1e-6)
 
     crop_box_center = center if boxes is None else (boxes[:, :2] + boxes[:, 2:4]) / 2
     crop_b = size if boxes is None else (boxes[:, 3] - boxes[:, 1]).clamp_min(1.0)
@@ -180,41 +181,64 @@ def fit_people(
         cam = torch.stack((s, transl[:, 0], transl[:, 1]), -1)
         return weak_perspective_to_image(keypoints - transl[:, None], cam, crop_box_center, crop_b)
 
-    def loss_fn(torso_only: bool, sigma: float) -> torch.Tensor:
-        R = rotmats()
-        keypoints = body_model.keypoints_only(R, betas, transl)
-        proj = project(keypoints)
-        r2 = ((proj - kp[..., :2]) ** 2).sum(-1) / size[:, None] ** 2
-        rho = r2 / (r2 + sigma**2)  # Geman-McClure: outliers stop pulling
-        w = conf
-        if torso_only:
-            w = w * torch.zeros(17).index_fill_(0, torch.tensor(TORSO), 1.0)
-        per_person = (w * rho).sum(-1) / w.sum(-1).clamp_min(1e-6)
-        per_person = per_person + (pose_w[..., None] * body_aa**2).sum((-1, -2))
+    # The 2D term's weights, normalised per person: all seen keypoints, or the torso's only.
+    kp_w = {torso: w / w.sum(-1, keepdim=True).clamp_min(1e-6) for torso, w in
+            ((False, conf), (True, conf * torch.zeros(17).index_fill_(0, torch.tensor(TORSO), 1.0)))}  # fmt: skip
+    target, scale2 = kp[..., :2], size[:, None] ** 2
+    eye = torch.eye(3)
+
+    def body_terms(R: torch.Tensor) -> torch.Tensor:
+        """(P,) the terms on the body below the root: pose and shape priors, legs straight, anchoring."""
+        per_person = (pose_w[..., None] * body_aa**2).sum((-1, -2))
         per_person = per_person + cfg.w_limits * body_model.shape_excess(betas)
         if prior is not None:
             per_person = per_person + cfg.w_prior * prior.penalty(body_aa) + cfg.w_limits * prior.limit_penalty(body_aa)
             per_person = per_person + shape_w * prior.shape_penalty(betas)
         else:
             per_person = per_person + shape_w * (betas**2).sum(-1)
+        per_person = per_person + upright_w * ((R[:, legs] - eye) ** 2).sum((-1, -2, -3))
+        return per_person + init_w * ((R[:, 1:] - init_rot) ** 2).sum((-1, -2, -3))
+
+    still: dict[str, torch.Tensor] = {}  # while only the root moves: the body about its root joint, its terms
+
+    def loss_fn(torso_only: bool, sigma: float) -> torch.Tensor:
+        root = rot6d_to_rotmat(root6d)
+        if torso_only:
+            # Pose and shape are held: the keypoints are the same body turned about its root joint
+            # and moved, every step.
+            if not still:
+                with torch.no_grad():
+                    R = rotmats()
+                    R[:, 0] = eye
+                    still["pivot"] = body_model.root_position(betas)[:, None]
+                    still["keypoints"] = body_model.keypoints_only(R, betas) - still["pivot"]
+                    still["terms"] = body_terms(R)
+            keypoints = still["keypoints"] @ root.transpose(1, 2) + (still["pivot"] + transl[:, None])
+            per_person = still["terms"]
+        else:
+            R = torch.cat((root[:, None], axis_angle_to_rotmat(body_aa)), dim=1)
+            keypoints = body_model.keypoints_only(R, betas, transl)
+            per_person = body_terms(R)
+        proj = project(keypoints)
+        r2 = ((proj - target) ** 2).sum(-1) / scale2
+        rho = r2 / (r2 + sigma**2)  # Geman-McClure: outliers stop pulling
+        per_person = per_person + (kp_w[torso_only] * rho).sum(-1)
         # Camera up is -y: 1 - cos(tilt of the body's +Y from it) = 1 + R[1, 1].
-        straight = ((R[:, 1:][:, legs] - torch.eye(3)) ** 2).sum((-1, -2, -3))
-        per_person = per_person + upright_w * (1 + R[:, 0, 1, 1] + straight)
-        per_person = per_person + init_w * ((R[:, 1:] - init_rot) ** 2).sum((-1, -2, -3))
+        per_person = per_person + upright_w * (1 + root[:, 1, 1])
         if expected is not None:
-            per_person = per_person + cfg.w_smooth * ((R[:, 0] - smooth_root) ** 2).sum((-1, -2))
+            per_person = per_person + cfg.w_smooth * ((root - smooth_root) ** 2).sum((-1, -2))
             per_person = per_person + cfg.w_smooth_transl * (((transl - smooth_t) / smooth_depth) ** 2).sum(-1)
         if world_cam is not None:
             # Compared about the seen keypoints' centroid, not the hips: hidden hips are guesses,
             # and anchoring on them tilts the whole torso (a portrait leaning back).
-            err = _centred(keypoints, conf) - _centred(world_cam, conf)
-            per_person = per_person + cfg.w_world * (conf * (err**2).sum(-1)).sum(-1) / conf.sum(-1).clamp_min(1e-6)
+            err = _centred(keypoints, conf) - world_cam
+            per_person = per_person + (world_w * (err**2).sum(-1)).sum(-1)
         return per_person
 
-    good = [p.detach().clone() for p in params]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
     history: list[float] = []
     steps = 0
+    good = [p.detach().clone() for p in params]
+    opt = torch.optim.Adam(params, lr=cfg.lr, fused=True)
     for step in range(cfg.iterations):
         torso = step < cfg.torso_iterations
         # Geometric annealing of the robust scale.
@@ -235,14 +259,13 @@ def fit_people(
             transl[:, 2].clamp_(min=MIN_DEPTH)
             if prior is not None:
                 body_aa.copy_(prior.project(body_aa))
-            ok = torch.isfinite(per_person)
-            for p in params:
-                ok &= torch.isfinite(p).reshape(P, -1).all(-1)
-            for p, g in zip(params, good):
-                p[~ok] = g[~ok]  # a diverged person goes back to its last finite state
-                g.copy_(p)
+            ok = torch.isfinite(per_person) & torch.isfinite(torch.cat([p.reshape(P, -1) for p in params], 1)).all(-1)
+            if not bool(ok.all()):
+                for p, g in zip(params, good):
+                    p[~ok] = g[~ok]  # a diverged person goes back to its last finite state
+            torch._foreach_copy_(good, params)
         # Converged: the annealing is over and the loss stopped falling.
-        history.append(float(per_person.detach()[ok].sum()) if bool(ok.any()) else 0.0)
+        history.append(float(torch.where(ok, per_person.detach(), 0.0).sum()))
         if step >= max(cfg.anneal_iterations, cfg.torso_iterations) + cfg.patience:
             before, now = history[-1 - cfg.patience], history[-1]
             if before - now <= cfg.tolerance * abs(before):
