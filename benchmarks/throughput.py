@@ -13,7 +13,8 @@ Each image is a 1920x1080 JPEG (the bundled two_people.jpg, scaled) with `--peop
   strict    the same crops, one person at a time through network and body model;
   engine-B  `Predictor.predict_many` with B people per network batch.
 `files` is engine-8 writing what `cliffhmr predict` writes (overlay and side-view PNGs, an OBJ
-and a GLB per person, npz, JSON), against engine-8 without files.
+and a GLB per person, npz, JSON) in a second thread while the next images are predicted, as
+`predict` does; `files-inline` writes them in turn. Compare both with engine-8 (no files).
 The body model is a stand-in with SMPL's sizes (6,890 vertices, 13,776 faces, 24 joints, 207 pose
 directions; an ellipsoid of a person's size, rigidly skinned), as SMPL itself cannot be bundled:
 same arithmetic, same rendering load. Weights are random (the same for every method). Peak memory
@@ -134,11 +135,11 @@ def run_reference(files, net, body, bbox_style: str, batch: int, timer: dict) ->
     return len(items)
 
 
-def run_engine(files, predictor: Predictor, timer: dict, out: Path | None = None) -> int:
+def run_engine(files, predictor: Predictor, timer: dict, out: Path | None = None, background: bool = True) -> int:
     """predict_many over the photos; with `out`, each image's files written as `cliffhmr predict`
-    writes them (in a second thread, while the next images are predicted)."""
+    writes them (background: in a second thread, while the next images are predicted)."""
     people = 0
-    with InOrder(depth=2 if out is not None else 0) as writes:
+    with InOrder(depth=2 if out is not None and background else 0) as writes:
         def count(result):
             for k, v in result.timings.items():
                 timer[k] = timer.get(k, 0) + v
@@ -183,9 +184,10 @@ def method(tmp: Path, backbone: str, name: str):
         model, body = official_model(tmp, backbone), SMPLModel(stand_in_smpl())
         batch = OFFICIAL_BATCH if name == "official" else 1
         return lambda files, t: run_reference(files, model, body, "official", batch, t)
-    predictor = predictor_for(tmp, backbone, 8 if name == "files" else int(name.split("-")[1]))
-    out = Path(tempfile.mkdtemp(dir=tmp)) if name == "files" else None
-    return lambda files, t: run_engine(files, predictor, t, out)
+    writes = name.startswith("files")
+    predictor = predictor_for(tmp, backbone, 8 if writes else int(name.split("-")[1]))
+    out = Path(tempfile.mkdtemp(dir=tmp)) if writes else None
+    return lambda files, t: run_engine(files, predictor, t, out, background=name != "files-inline")
 
 
 def peak_memory(tmp: Path, backbone: str, name: str, images: int, people: int) -> float:
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             files = prepare(tmp, backbone, a.images, a.people)
-            names = ["official", "strict", *(f"engine-{b}" for b in batches), *([] if a.no_files else ["files"])]
+            names = ["official", "strict", *(f"engine-{b}" for b in batches), *([] if a.no_files else ["files", "files-inline"])]
             table = {name: method(tmp, backbone, name) for name in names}
             table[names[2]](files[:1], {})  # warm-up: first calls allocate
             seconds, stages, people = {k: [] for k in table}, {k: {} for k in table}, {}
