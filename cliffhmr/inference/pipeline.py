@@ -227,16 +227,11 @@ class Predictor:
         """-> (Estimate in the full frame, crop camera (P, 3)) from the CLIFF network."""
         from ..body import Estimate
 
-        net = self.network
         with timer("crop"):
-            crops = crop.normalize(crop.crop_images(image.pixels, center, scale, net.model.crop_height)).to(self.device)
-            b = 200.0 * scale
-            info = camera.bbox_info(center, b, focal, principal, style=net.bbox_info).to(self.device)
-            if net.mode == "hmr":  # the baseline never saw where its crops were
-                info = torch.zeros_like(info)
+            crops, info = network_inputs(self.network, image.pixels, center, scale, focal, principal)
         with timer("network"):
-            out = net.model(crops, info)
-        transl = camera.cam_crop_to_full(out.cam.cpu(), center, b, focal, principal)
+            out = self.network.model(crops.to(self.device), info.to(self.device))
+        transl = camera.cam_crop_to_full(out.cam.cpu(), center, 200.0 * scale, focal, principal)
         return Estimate(out.rotmat.cpu(), out.betas.cpu(), transl), out.cam
 
     def network_estimate(self, pixels: np.ndarray, boxes: np.ndarray, K: camera.Intrinsics, timer=None):
@@ -304,6 +299,16 @@ class Predictor:
     def faces(self) -> np.ndarray:
         """(F, 3) the body mesh's triangles."""
         return self.body.faces.cpu().numpy()
+
+
+def network_inputs(net, pixels: np.ndarray, center, scale, focal, principal) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the CLIFF network `net` (a LoadedCheckpoint) reads for the people at `center`, `scale`
+    (P, 2), (P,) of an (H, W, 3) image: normalised crops (P, 3, h, w) and bbox_info (P, 3)."""
+    crops = crop.normalize(crop.crop_images(pixels, center, scale, net.model.crop_height))
+    info = camera.bbox_info(center, 200.0 * scale, focal, principal, style=net.bbox_info)
+    if net.mode == "hmr":  # the baseline never saw where its crops were
+        info = torch.zeros_like(info)
+    return crops, info
 
 
 def choose_intrinsics(width: int, height: int, intrinsics=None, focal=None, focal_35mm: float | None = None) -> camera.Intrinsics:
