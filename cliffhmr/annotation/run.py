@@ -76,16 +76,19 @@ class _Image:
 
 def annotate(cfg: AnnotateConfig) -> AnnotateSummary:
     _check(cfg)
+    _predictor_config(cfg)  # its checks, before any file is read
     out = check_output(cfg.out)
     images = list_images(cfg.input)
     root = dataset_root(cfg.input)
     boxes = load_boxes_file(cfg.boxes) if cfg.boxes else None
     keypoints, extra_skips = _keypoint_table(cfg, images)
     plan = work.plan_shards(images, cfg.shard_size)
-    folder = work.open_work_folder(out, _arguments(cfg, images, root))
+    folder, arguments = work.work_folder(out), _arguments(cfg, images, root)
+    work.check_work_folder(folder, arguments)
     todo = [s for s in plan if not work.shard_path(folder, s.index).is_file()]
     if todo:
-        predictor = Predictor(_predictor_config(cfg))
+        predictor = Predictor(_predictor_config(cfg))  # a wrong model file stops the run before it writes anything
+        work.start_work_folder(folder, arguments)
         from tqdm import tqdm
 
         done = sum(len(s.images) for s in plan) - sum(len(s.images) for s in todo)

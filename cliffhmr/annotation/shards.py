@@ -52,20 +52,22 @@ def file_digest(path: str | Path | None) -> str | None:
     return h.hexdigest()
 
 
-def open_work_folder(out: Path, arguments: dict) -> Path:
-    """The work folder for a run with `arguments` (JSON-able): created with its manifest, or an
-    earlier run's with the same arguments (to resume), or a CliffError naming what differs."""
-    folder = work_folder(out)
+def check_work_folder(folder: Path, arguments: dict) -> None:
+    """Refuse a work folder that an earlier run left with other `arguments`: resuming it would mix two runs."""
     manifest = folder / "manifest.json"
-    if manifest.is_file():
-        before = json.loads(manifest.read_text())
-        changed = sorted(k for k in set(before) | set(arguments) if before.get(k) != arguments.get(k))
-        if changed:
-            raise CliffError(f"{folder}: holds an unfinished annotation run with other arguments ({', '.join(changed)} differ); "
-                             "rerun that command to finish it, or delete the folder to start over")  # fmt: skip
-        return folder
-    write_text_atomic(manifest, json.dumps(arguments, indent=1, sort_keys=True))
-    return folder
+    if not manifest.is_file():
+        return
+    before = json.loads(manifest.read_text())
+    changed = sorted(k for k in set(before) | set(arguments) if before.get(k) != arguments.get(k))
+    if changed:
+        raise CliffError(f"{folder}: holds an unfinished annotation run with other arguments ({', '.join(changed)} differ); "
+                         "rerun that command to finish it, or delete the folder to start over")  # fmt: skip
+
+
+def start_work_folder(folder: Path, arguments: dict) -> None:
+    """The folder and its manifest, once the run is sure to start (models loaded)."""
+    if not (folder / "manifest.json").is_file():
+        write_text_atomic(folder / "manifest.json", json.dumps(arguments, indent=1, sort_keys=True))
 
 
 def shard_path(folder: Path, index: int) -> Path:
