@@ -152,3 +152,41 @@ def test_refine_without_a_network_is_one_line(tmp_path, capsys):
         code, io = run(["annotate", tmp_path / "p.png", "--out", tmp_path / "a.npz", "--refine", mode], capsys)
         assert_one_line_error(code, io.err, f"--refine {mode}", "--checkpoint")
     assert not list(tmp_path.glob("a.npz*"))
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    """A random CLIFF on 16-pixel crops: fine-tuning it costs little."""
+    import torch
+
+    from cliffhmr.models import CLIFF, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, CLIFF("res50", crop_height=16), "plain")
+    return path
+
+
+def test_network_refinement_reads_a_tuned_copy_per_shard(toy_smpl, tiny_ckpt, tmp_path, capsys):
+    kp_file = write_folder(tmp_path / "images", {"a.png": [person(0, 0)], "b.png": [person(30, 10), person(70, 0)]})
+    common = ["--keypoints", kp_file, "--smpl", toy_smpl, "--checkpoint", tiny_ckpt, "--shard-size", "1"]
+
+    def annotate(folder, out, *flags):
+        code, io = run(["annotate", folder, "--out", tmp_path / out, *common, *flags], capsys)
+        assert code == 0, io.err
+        return arrays(tmp_path / out)
+
+    none = annotate(tmp_path / "images", "none.npz", "--refine", "none")
+    # No steps: the tuned copy is the network itself, and the rows are --refine none's.
+    zero = annotate(tmp_path / "images", "zero.npz", "--refine", "network", "--refine-steps", "0")
+    assert all(np.array_equal(none[k], zero[k]) for k in none)
+    tuned = annotate(tmp_path / "images", "tuned.npz", "--refine", "network", "--refine-steps", "2")
+    assert not np.allclose(tuned["pose"], none["pose"], atol=1e-3) and np.array_equal(tuned["part"], none["part"])
+    # A shard's result depends on its own people only: b.png (the second shard, tuned after a.png's)
+    # alone gets the same rows, to the last bit.
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone" / "b.png").write_bytes((tmp_path / "images" / "b.png").read_bytes())
+    alone = annotate(tmp_path / "alone", "alone.npz", "--refine", "network", "--refine-steps", "2")
+    rows = tuned["imgname"] == "b.png"
+    for key in ("pose", "shape", "transl", "quality"):
+        np.testing.assert_array_equal(alone[key], tuned[key][rows], err_msg=key)

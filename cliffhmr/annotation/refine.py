@@ -21,7 +21,7 @@ import torch
 from ..body.prior import load_pose_prior
 from ..errors import CliffError
 from ..geometry.rotation import rotmat_to_axis_angle
-from ..inference.pipeline import ImageResult, network_inputs
+from ..inference.pipeline import ImageResult, network_inputs, single_threaded
 from ..train.losses import (LossConfig, camera_scale_loss, keypoint_2d_loss, project_full, safe_camera, smpl_losses,
                             to_box_units)  # fmt: skip
 
@@ -69,9 +69,19 @@ def gather_targets(net, images: list[tuple[np.ndarray, ImageResult, float]]) -> 
 
 
 def fine_tune(net, body, targets: Targets, config: RefineConfig, device: torch.device):
-    """A copy of `net.model` (a LoadedCheckpoint's CLIFF) fine-tuned on `targets`; `net` is untouched."""
+    """A copy of `net.model` (a LoadedCheckpoint's CLIFF) fine-tuned on `targets`; `net` is untouched.
+
+    On one CPU thread: with two, the gradients' sums come out in varying order and the weights
+    differ in the 8th digit from run to run (a resumed run would not equal an uninterrupted one);
+    on a busy 2-core machine one thread was also faster (17 s vs 98 s, tests/test_annotate_shards.py).
+    """
     if not isinstance(net.model, torch.nn.Module):
         raise CliffError("--refine network fine-tunes the network: give a torch checkpoint, not an exported .onnx file")
+    with single_threaded():
+        return _fine_tune(net, body, targets, config, device)
+
+
+def _fine_tune(net, body, targets: Targets, config: RefineConfig, device: torch.device):
     torch.manual_seed(config.seed)
     model = copy.deepcopy(net.model).to(device).eval()  # eval: BatchNorm keeps its statistics
     t = {k: v.to(device) for k, v in vars(targets).items()}
@@ -86,8 +96,13 @@ def fine_tune(net, body, targets: Targets, config: RefineConfig, device: torch.d
         loss = _loss(model, body, {key: v[chunks[k]] for key, v in t.items()}, start[k], prior, config)
         optimiser.zero_grad()
         loss.backward()
-        optimiser.step()
+        if _finite(loss, model):  # a body reaching behind the camera projects to inf: that step is left out
+            optimiser.step()
     return model
+
+
+def _finite(loss: torch.Tensor, model: torch.nn.Module) -> bool:
+    return bool(torch.isfinite(loss)) and all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None)
 
 
 def _loss(model, body, t: dict, start, prior, config: RefineConfig) -> torch.Tensor:
