@@ -1,4 +1,4 @@
-"""`cliffhmr` command line: predict, annotate, train, eval, convert.
+"""`cliffhmr` command line: predict, annotate, review, export, train, eval, convert.
 
 Expected mistakes (a `CliffError`) print one line and exit with code 2.
 """
@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--shard-size", type=int, default=64,
                    help="images per shard; finished shards are kept in OUT.shards/, so a killed run resumes (default 64)")  # fmt: skip
 
+    r = sub.add_parser("review", help="an annotator's output -> an HTML contact sheet (body over photo, side view), worst rows first")
+    r.add_argument("annotations", help="the dataset file `cliffhmr annotate` wrote (.npz)")
+    r.add_argument("--images", required=True, help="the folder its image names are relative to (the annotator's input)")
+    r.add_argument("--out", required=True, help="folder to write index.html and its pictures into")
+    r.add_argument("--smpl", required=True, help="the SMPL model file the annotations were made with")
+    r.add_argument("--limit", type=int, default=200, help="rows on the page, the worst by quality (default 200)")
+
     e = sub.add_parser("export", help="a CLIFF checkpoint -> an ONNX file that --checkpoint takes (runs in onnxruntime)")
     e.add_argument("--checkpoint", required=True, help="a CLIFF checkpoint (official .pt or ours)")
     e.add_argument("--out", required=True, help="the file to write (.onnx)")
@@ -110,7 +117,8 @@ def _run(argv: list[str]) -> int:
 
             return convert_main(argv[1:])
         args = build_parser().parse_args(argv)
-        return {"annotate": annotate_command, "export": export_command}.get(args.command, predict_command)(args)
+        commands = {"annotate": annotate_command, "review": review_command, "export": export_command}
+        return commands.get(args.command, predict_command)(args)
     except CliffError as e:
         print(f"cliffhmr: error: {e}", file=sys.stderr)
         return 2
@@ -216,6 +224,16 @@ def annotate_command(args) -> int:
             if "has_smpl" in rows else "2D keypoints only (pass --smpl for pseudo-ground-truth SMPL)")  # fmt: skip
     print(f"{out}: {_people(n)} from {summary.images} image{'' if summary.images == 1 else 's'} ({summary.method}), {what}; "
           f"image root {dataset_root(args.input)}{skipped if summary.skips else ''}{resumed}")  # fmt: skip
+    return 0
+
+
+def review_command(args) -> int:
+    from pathlib import Path
+
+    from .annotation.review import ReviewConfig, review
+
+    rows = review(ReviewConfig(Path(args.annotations), Path(args.images), Path(args.out), args.smpl, args.limit))
+    print(f"{Path(args.out) / 'index.html'}: {len(rows)} row{'' if len(rows) == 1 else 's'}, worst quality first")
     return 0
 
 
