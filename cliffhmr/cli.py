@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--refine-steps", type=int, default=20, help="--refine network: fine-tuning steps per shard (default 20)")
     a.add_argument("--shard-size", type=int, default=64,
                    help="images per shard; finished shards are kept in OUT.shards/, so a killed run resumes (default 64)")  # fmt: skip
+    a.add_argument("--ray", metavar="local|ADDRESS", help="run the shards on Ray: a local instance, or a cluster's address "
+                   "(pip install 'cliff-hmr[ray]'; the output folder must be shared with the workers)")  # fmt: skip
+    a.add_argument("--ray-workers", type=int, default=2, help="Ray workers, one model each (default 2; keep below the CPU count)")
 
     r = sub.add_parser("review", help="an annotator's output -> an HTML contact sheet (body over photo, side view), worst rows first")
     r.add_argument("annotations", help="the dataset file `cliffhmr annotate` wrote (.npz)")
@@ -210,7 +213,7 @@ def annotate_command(args) -> int:
         input=Path(args.input), out=Path(args.out), refine=args.refine, shard_size=args.shard_size, min_quality=args.min_quality,
         checkpoint=args.checkpoint, backbone=args.backbone, smpl=args.smpl, boxes=args.boxes, keypoints=args.keypoints,
         detector=args.detector, focal=args.focal, intrinsics=args.intrinsics, fit_iterations=args.fit_iterations,
-        network=RefineConfig(steps=args.refine_steps), device=args.device,
+        network=RefineConfig(steps=args.refine_steps), device=args.device, ray=args.ray, ray_workers=args.ray_workers,
     )  # fmt: skip
     summary = annotate(config)
     rows, out = summary.rows, summary.out

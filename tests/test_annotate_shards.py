@@ -190,3 +190,17 @@ def test_network_refinement_reads_a_tuned_copy_per_shard(toy_smpl, tiny_ckpt, tm
     rows = tuned["imgname"] == "b.png"
     for key in ("pose", "shape", "transl", "quality"):
         np.testing.assert_array_equal(alone[key], tuned[key][rows], err_msg=key)
+
+
+def test_two_ray_workers_write_the_rows_of_one_process(toy_smpl, tmp_path, capsys):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'cliff-hmr[ray]'")
+    kp_file = write_folder(tmp_path / "images", {f"i{k}.png": [person(6 * k, 2 * k)] for k in range(4)})
+    common = ["annotate", tmp_path / "images", "--keypoints", kp_file, "--smpl", toy_smpl, "--fit-iterations", "10", "--shard-size", "1"]
+    code, io = run([*common, "--out", tmp_path / "one.npz"], capsys)
+    assert code == 0, io.err
+    code, io = run([*common, "--out", tmp_path / "ray.npz", "--ray", "local", "--ray-workers", "2"], capsys)
+    assert code == 0, io.err
+    a, b = arrays(tmp_path / "one.npz"), arrays(tmp_path / "ray.npz")
+    assert sorted(a) == sorted(b) and len(a["imgname"]) == 4
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

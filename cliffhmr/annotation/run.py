@@ -51,6 +51,28 @@ class AnnotateConfig:
     network: RefineConfig = field(default_factory=RefineConfig)
     device: str = "cpu"
     progress: bool = True
+    ray: str | None = None  # None: this process; "local": a Ray instance started here; else a Ray cluster's address
+    ray_workers: int = 2  # Ray workers, one model each
+
+
+@dataclass
+class ShardJob:
+    """What the shards of a run share: enough to annotate any of them, in this process or a Ray worker."""
+
+    cfg: AnnotateConfig
+    root: Path
+    boxes: dict | None
+    keypoints: dict | None
+    folder: Path
+
+    def predictor(self) -> Predictor:
+        return Predictor(_predictor_config(self.cfg))
+
+    def __call__(self, predictor: Predictor, shard: work.Shard, progress=lambda n: None) -> int:
+        """Annotate one shard and write its file; -> its number of images."""
+        rows, skips = _annotate_shard(self.cfg, predictor, shard.images, self.root, self.boxes, self.keypoints, progress)
+        work.write_shard(self.folder, shard.index, rows, skips)
+        return len(shard.images)
 
 
 @dataclass
@@ -87,15 +109,24 @@ def annotate(cfg: AnnotateConfig) -> AnnotateSummary:
     work.check_work_folder(folder, arguments)
     todo = [s for s in plan if not work.shard_path(folder, s.index).is_file()]
     if todo:
-        predictor = Predictor(_predictor_config(cfg))  # a wrong model file stops the run before it writes anything
+        job = ShardJob(cfg, root, boxes, keypoints, folder)
+        # A wrong model file stops the run before it writes anything (on Ray: Ray missing).
+        predictor = job.predictor() if cfg.ray is None else None
+        if cfg.ray is not None:
+            from .on_ray import require_ray
+
+            require_ray()
         work.start_work_folder(folder, arguments)
         from tqdm import tqdm
 
         done = sum(len(s.images) for s in plan) - sum(len(s.images) for s in todo)
         with tqdm(total=len(images), initial=done, desc="annotate", unit="img", disable=not cfg.progress, file=sys.stderr) as bar:
-            for shard in todo:
-                rows, skips = _annotate_shard(cfg, predictor, shard.images, root, boxes, keypoints, bar)
-                work.write_shard(folder, shard.index, rows, skips)
+            if cfg.ray is not None:
+                from .on_ray import run_on_ray
+
+                run_on_ray(job, todo, cfg.ray, cfg.ray_workers, bar.update)
+            for shard in todo if cfg.ray is None else []:
+                job(predictor, shard, bar.update)
     rows, skips = work.merge(folder, len(plan), out, extra_skips)
     method = {"none": "cliff", "fit": "cliff+fit" if cfg.checkpoint else "fit", "network": "cliff+network"}[cfg.refine]
     method += ", smpl" if cfg.smpl else ", anny"
@@ -113,6 +144,8 @@ def _check(cfg: AnnotateConfig) -> None:
         raise CliffError(f"--min-quality must be between 0 and 1, got {cfg.min_quality:g}")
     if cfg.shard_size < 1:
         raise CliffError(f"--shard-size must be at least 1 image, got {cfg.shard_size}")
+    if cfg.ray is not None and cfg.ray_workers < 1:
+        raise CliffError(f"--ray-workers must be at least 1, got {cfg.ray_workers}")
     if cfg.network.steps < 0:
         raise CliffError(f"--refine-steps must be >= 0, got {cfg.network.steps}")
 
@@ -153,7 +186,7 @@ def _arguments(cfg: AnnotateConfig, images: list[Path], root: Path) -> dict:
     }  # fmt: skip
 
 
-def _annotate_shard(cfg, predictor, images, root, boxes, keypoints, bar) -> tuple[dict[str, np.ndarray], list[Skip]]:
+def _annotate_shard(cfg, predictor, images, root, boxes, keypoints, progress) -> tuple[dict[str, np.ndarray], list[Skip]]:
     done, skips = [], []
     for path in images:
         name = path.relative_to(root).as_posix()
@@ -161,7 +194,7 @@ def _annotate_shard(cfg, predictor, images, root, boxes, keypoints, bar) -> tupl
         skips += item_skips
         if item is not None:
             done.append(item)
-        bar.update(1)
+        progress(1)
     if cfg.refine == "network" and done:
         done = _network_pass(cfg, predictor, done)
     rows = concat_rows([result_rows(d.result, d.name, cfg.min_quality) for d in done])
