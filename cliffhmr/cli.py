@@ -1,4 +1,4 @@
-"""`cliffhmr` command line: predict, annotate, train, eval, convert.
+"""`cliffhmr` command line: predict, annotate, review, export, train, eval, convert.
 
 Expected mistakes (a `CliffError`) print one line and exit with code 2.
 """
@@ -48,6 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_arguments(a, out_help="the dataset file to write (.npz); image names in it are relative to the input folder")
     a.add_argument("--min-quality", type=float, default=0.5,
                    help="rows whose fit agrees less with the keypoints (0..1) get has_smpl=0 (default 0.5)")  # fmt: skip
+    a.add_argument("--refine", choices=["none", "fit", "network"], default="fit",
+                   help="none: the network's estimate; fit (default): each person fitted to their keypoints in the full frame; "
+                        "network: the paper's annotator, the network fine-tuned on each shard's keypoints (needs --checkpoint)")  # fmt: skip
+    a.add_argument("--refine-steps", type=int, default=20, help="--refine network: fine-tuning steps per shard (default 20)")
+    a.add_argument("--shard-size", type=int, default=64,
+                   help="images per shard; finished shards are kept in OUT.shards/, so a killed run resumes (default 64)")  # fmt: skip
+    a.add_argument("--ray", metavar="local|ADDRESS", help="run the shards on Ray: a local instance, or a cluster's address "
+                   "(pip install 'cliff-hmr[ray]'; the output folder must be shared with the workers)")  # fmt: skip
+    a.add_argument("--ray-workers", type=int, default=2, help="Ray workers, one model each (default 2; keep below the CPU count)")
+
+    r = sub.add_parser("review", help="an annotator's output -> an HTML contact sheet (body over photo, side view), worst rows first")
+    r.add_argument("annotations", help="the dataset file `cliffhmr annotate` wrote (.npz)")
+    r.add_argument("--images", required=True, help="the folder its image names are relative to (the annotator's input)")
+    r.add_argument("--out", required=True, help="folder to write index.html and its pictures into")
+    r.add_argument("--smpl", required=True, help="the SMPL model file the annotations were made with")
+    r.add_argument("--limit", type=int, default=200, help="rows on the page, the worst by quality (default 200)")
 
     e = sub.add_parser("export", help="a CLIFF checkpoint -> an ONNX file that --checkpoint takes (runs in onnxruntime)")
     what = e.add_mutually_exclusive_group(required=True)
@@ -111,7 +127,8 @@ def _run(argv: list[str]) -> int:
 
             return convert_main(argv[1:])
         args = build_parser().parse_args(argv)
-        return {"annotate": annotate_command, "export": export_command}.get(args.command, predict_command)(args)
+        commands = {"annotate": annotate_command, "review": review_command, "export": export_command}
+        return commands.get(args.command, predict_command)(args)
     except CliffError as e:
         print(f"cliffhmr: error: {e}", file=sys.stderr)
         return 2
@@ -200,32 +217,41 @@ def export_command(args) -> int:
 
 
 def annotate_command(args) -> int:
-    from .data.annotate import check_output, concat_rows, dataset_root, result_rows, write_dataset
+    from pathlib import Path
 
-    if not 0 <= args.min_quality <= 1:  # NaN too: no row would pass
-        raise CliffError(f"--min-quality must be between 0 and 1, got {args.min_quality:g}")
-    out = check_output(args.out)
-    images, boxes, keypoints = _inputs(args)
-    root = dataset_root(args.input)
-    predictor = _predictor(args, refine=args.checkpoint is not None)
-    parts = []
+    from .annotation.refine import RefineConfig
+    from .annotation.rows import dataset_root
+    from .annotation.run import AnnotateConfig, annotate
 
-    def collect(path, result):
-        parts.append(result_rows(result, path.relative_to(root).as_posix(), args.min_quality))
-        return f"{path.name}: {_people(len(result.people))} ({result.method}, {result.body_model})"
-
-    failed = _each_image(args, images, boxes, keypoints, predictor, collect, "annotate")
-    rows = concat_rows(parts)
-    n = len(rows.get("imgname", ()))
-    if n == 0:
-        print(f"cliffhmr: no person found in {len(images)} image(s); {out} not written", file=sys.stderr)
+    config = AnnotateConfig(
+        input=Path(args.input), out=Path(args.out), refine=args.refine, shard_size=args.shard_size, min_quality=args.min_quality,
+        checkpoint=args.checkpoint, backbone=args.backbone, smpl=args.smpl, boxes=args.boxes, keypoints=args.keypoints,
+        detector=args.detector, focal=args.focal, intrinsics=args.intrinsics, fit_iterations=args.fit_iterations,
+        network=RefineConfig(steps=args.refine_steps), device=args.device, ray=args.ray, ray_workers=args.ray_workers,
+    )  # fmt: skip
+    summary = annotate(config)
+    rows, out = summary.rows, summary.out
+    skipped = f"; {len(summary.skips)} item{'' if len(summary.skips) == 1 else 's'} skipped (reasons in {summary.skip_log})"
+    resumed = f" (resumed: {summary.resumed_shards} shard(s) done before)" if summary.resumed_shards else ""
+    if not rows:
+        print(f"cliffhmr: nothing to annotate: no person found{skipped}; {out} not written", file=sys.stderr)
         return 2
-    write_dataset(out, rows)
+    n = len(rows["imgname"])
     what = (f"{int(rows['has_smpl'].sum())} with pseudo-ground-truth SMPL (quality >= {args.min_quality})"
             if "has_smpl" in rows else "2D keypoints only (pass --smpl for pseudo-ground-truth SMPL)")  # fmt: skip
-    done = len(images) - len(failed)
-    print(f"{out}: {_people(n)} from {done} image{'' if done == 1 else 's'}, {what}; image root {root}")
-    return _report_failures(failed, images)
+    print(f"{out}: {_people(n)} from {summary.images} image{'' if summary.images == 1 else 's'} ({summary.method}), {what}; "
+          f"image root {dataset_root(args.input)}{skipped if summary.skips else ''}{resumed}")  # fmt: skip
+    return 0
+
+
+def review_command(args) -> int:
+    from pathlib import Path
+
+    from .annotation.review import ReviewConfig, review
+
+    rows = review(ReviewConfig(Path(args.annotations), Path(args.images), Path(args.out), args.smpl, args.limit))
+    print(f"{Path(args.out) / 'index.html'}: {len(rows)} row{'' if len(rows) == 1 else 's'}, worst quality first")
+    return 0
 
 
 def _inputs(args):

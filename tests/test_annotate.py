@@ -59,8 +59,13 @@ def test_cliff_plus_starts_the_fit_from_the_network_and_improves_on_it(toy_smpl,
     # No fitting steps: the row is the network's own estimate, packed in SPIN's layout.
     code, io = run(["annotate", image, "--out", tmp_path / "start.npz", "--fit-iterations", "0", *common], capsys)
     assert code == 0, io.err
-    assert "astronaut.jpg: 1 person (cliff+fit, smpl)" in io.out
+    assert "1 person from 1 image (cliff+fit, smpl)" in io.out
     start = np.load(tmp_path / "start.npz")
+    # --refine none is that: the network's estimate, with the keypoints and their agreement.
+    code, io = run(["annotate", image, "--out", tmp_path / "none.npz", "--refine", "none", *common], capsys)
+    assert code == 0 and "(cliff, smpl)" in io.out, io.err
+    none = np.load(tmp_path / "none.npz")
+    assert none.files == start.files and all(np.array_equal(none[k], start[k]) for k in start.files)
     assert list(start["imgname"]) == ["astronaut.jpg"]
     np.testing.assert_allclose(start["pose"], net["pose"][:, :72], atol=1e-4)
     np.testing.assert_allclose(start["shape"], net["shape"][:, :10], atol=1e-6)
@@ -109,7 +114,7 @@ def test_default_path_writes_2d_supervision(tmp_path, capsys):
     out = tmp_path / "astronaut.npz"
     code, io = run(["annotate", EXAMPLES / "astronaut.jpg", "--out", out, "--fit-iterations", "40"], capsys)
     assert code == 0, io.err
-    assert "1 person from 1 image, 2D keypoints only" in io.out
+    assert "1 person from 1 image (fit, anny), 2D keypoints only" in io.out
     ann = load_annotations(out)
     assert list(ann.imgname) == ["astronaut.jpg"] and not ann.has_smpl.any()
     assert "pose" not in np.load(out).files
@@ -142,7 +147,9 @@ def test_coco_keypoints_file_drives_a_folder_without_the_detector(tmp_path, caps
     out = tmp_path / "gt.npz"
     code, io = run(["annotate", folder, "--out", out, "--keypoints", tmp_path / "person_keypoints.json", "--fit-iterations", "40"], capsys)
     assert code == 0, io.err
-    assert "grace_hopper.jpg: 0 people" in io.out and "1 person from 2 images" in io.out
+    assert "1 person from 1 image" in io.out and "1 item skipped" in io.out
+    log = json.loads((tmp_path / "gt.skipped.json").read_text())
+    assert log == [{"item": "grace_hopper.jpg", "reason": "no keypoints for this image in the keypoint file"}]
     ann = load_annotations(out)
     assert list(ann.imgname) == ["astronaut.jpg"]
     given = np.array(ASTRONAUT_KEYPOINTS, np.float32)

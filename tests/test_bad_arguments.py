@@ -5,6 +5,7 @@ traceback, and nothing written; a cut-off log line is what a kill leaves, so res
 from __future__ import annotations
 
 import json
+import sys
 import numpy as np
 import pytest
 from PIL import Image
@@ -57,6 +58,26 @@ def test_missing_or_misspelt_arguments_are_one_line_too(image, tmp_path, capsys)
 def test_annotate_min_quality_outside_0_to_1(value, image, tmp_path, capsys):
     expect_one_line(["annotate", image, "--out", tmp_path / "a.npz", "--min-quality", value], capsys, "--min-quality must be between 0 and 1")
     assert not (tmp_path / "a.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--shard-size", "0"], "--shard-size must be at least 1 image, got 0"),
+        (["--refine-steps", "-1"], "--refine-steps must be >= 0, got -1"),
+        (["--ray", "local", "--ray-workers", "0"], "--ray-workers must be at least 1, got 0"),
+        (["--refine", "fine"], "invalid choice"),
+    ],
+)
+def test_annotate_work_settings_out_of_range(flags, fragment, image, tmp_path, capsys):
+    expect_one_line(["annotate", image, "--out", tmp_path / "a.npz", *flags], capsys, fragment)
+    assert not list(tmp_path.glob("a.npz*"))  # neither the file nor a work folder
+
+
+def test_annotate_on_ray_without_ray(image, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    expect_one_line(["annotate", image, "--out", tmp_path / "a.npz", "--ray", "local"], capsys, "--ray needs Ray", "cliff-hmr[ray]")
+    assert not list(tmp_path.glob("a.npz*"))
 
 
 @pytest.mark.parametrize(

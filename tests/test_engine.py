@@ -129,7 +129,7 @@ def test_the_thread_tuner_follows_the_faster_count():
 
 
 def test_engine_settings_are_checked():
-    for bad in ({"batch_size": 0}, {"prefetch": -1}, {"precision": "fp8"}, {"batch_size": 2.5}):
+    for bad in ({"batch_size": 0}, {"prefetch": -1}, {"precision": "fp8"}, {"batch_size": 2.5}, {"threads": 0}):
         with pytest.raises(CliffError):
             EngineConfig(**bad)
 

@@ -41,6 +41,9 @@ class EngineConfig:
     # and re-laying the weights holds a second copy of them while loading.
     channels_last: bool | None = None
     compile: bool = False  # torch.compile the network (worth it for long runs on a GPU)
+    # torch's CPU threads for the network; None: chosen as it runs (`device.ThreadTuner`). A fixed
+    # count makes results repeat to the last bit (they depend on it, at 1e-7).
+    threads: int | None = None
 
     def wants_channels_last(self, device: torch.device) -> bool:
         return device.type == "cuda" if self.channels_last is None else self.channels_last
@@ -52,6 +55,8 @@ class EngineConfig:
             raise CliffError(f"prefetch must be a whole number from 0 to 1024, got {self.prefetch!r}")
         if self.precision not in PRECISIONS:
             raise CliffError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.threads is not None and not (isinstance(self.threads, int) and 1 <= self.threads <= 1024):
+            raise CliffError(f"threads must be a whole number from 1 to 1024, got {self.threads!r}")
 
 
 @dataclass
@@ -93,7 +98,8 @@ class Network:
         if self.is_torch and config.compile:
             self.model = torch.compile(self.model)
         # onnxruntime owns its threads; torch's are chosen by timing (a busy machine flips which count wins).
-        self.threads = ThreadTuner() if self.is_torch and device.type == "cpu" else None
+        fixed = (config.threads,) if config.threads else None
+        self.threads = ThreadTuner(candidates=fixed) if self.is_torch and device.type == "cpu" else None
 
     @property
     def crop_height(self) -> int:
@@ -132,16 +138,20 @@ def cut_crops(images: list[tuple[np.ndarray, torch.Tensor, torch.Tensor, camera.
     )
 
 
+def bbox_info(loaded: LoadedCheckpoint, batch: CropBatch) -> torch.Tensor:
+    """(P, 3) what the network `loaded` reads of where each crop of `batch` is (zeros for the HMR
+    baseline, which never saw where its crops were)."""
+    info = camera.bbox_info(batch.center, 200.0 * batch.scale, batch.focal, batch.principal, style=loaded.bbox_info)
+    return torch.zeros_like(info) if loaded.mode == "hmr" else info
+
+
 @torch.no_grad()
 def run_network(network: Network, body: BodyModel | None, batch: CropBatch, timer: Callable) -> NetworkPeople:
     """Network, full-frame camera and body model (None: no bodies posed) for every person of
     `batch`, in chunks of the configured batch size. timer(stage) times the stages."""
     dev = network.device
     b = 200.0 * batch.scale
-    info = camera.bbox_info(batch.center, b, batch.focal, batch.principal, style=network.loaded.bbox_info)
-    if network.loaded.mode == "hmr":  # the baseline never saw where its crops were
-        info = torch.zeros_like(info)
-    info = info.to(dev)
+    info = bbox_info(network.loaded, batch).to(dev)
     outs = []
     with timer("network"):
         for start in range(0, len(batch.crops), network.batch_size):

@@ -23,12 +23,13 @@ OPENPOSE_BODY25_TO_COCO17 = np.array([0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9
 OPENPOSE_COCO18_TO_COCO17 = np.array([0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10])
 
 
-def _as_17x3(kps, path, where: str, scores=None) -> np.ndarray:
+def _as_17x3(kps, path, where: str, scores=None, keep_nonfinite: bool = False) -> np.ndarray:
     """One person's keypoints -> (17, 3).
 
     Accepts 51 flat numbers (x, y, v/score per joint), 17 ``[x, y(, c)]`` rows (with
     ``keypoint_scores`` for 2-column rows), or the COCO-WholeBody 133-point layout in the same
-    forms, whose first 17 points are the COCO body keypoints.
+    forms, whose first 17 points are the COCO body keypoints. keep_nonfinite: NaN and infinite
+    values stay (as NaN) for a caller that reports them person by person, instead of refusing the file.
     """
     try:
         a = np.asarray(kps, dtype=np.float64)
@@ -52,7 +53,9 @@ def _as_17x3(kps, path, where: str, scores=None) -> np.ndarray:
                 raise CliffError(f"{path}: {where}: keypoint_scores must be {n} numbers") from None
         a = np.concatenate([a, c[:, None]], axis=1)
     a = a.copy()
-    if not np.isfinite(a).all():
+    if keep_nonfinite:
+        a[~np.isfinite(a)] = np.nan
+    elif not np.isfinite(a).all():
         raise CliffError(f"{path}: {where}: keypoints contain NaN or infinite values")
     a[:, 2] = np.clip(a[:, 2], 0.0, 1.0)  # COCO visibility 0/1/2 -> 0/1/1; scores clipped
     return a
@@ -117,10 +120,10 @@ def _coco_annotations(data, p: Path) -> tuple[dict, list[tuple[int, dict]]]:
     return names, kept
 
 
-def _annotation_keypoints(k: int, a: dict, p: Path) -> np.ndarray | None:
-    """One annotation's (17, 3) keypoints, or None when it labels none."""
-    kp = _as_17x3(a["keypoints"], p, f"annotation {k} (id {a.get('id')})")
-    if a.get("num_keypoints", 1) == 0 or not (kp[:, 2] > 0).any():
+def _annotation_keypoints(k: int, a: dict, p: Path, keep_nonfinite: bool = False) -> np.ndarray | None:
+    """One annotation's (17, 3) keypoints, or None when it labels none (a NaN counts as a label)."""
+    kp = _as_17x3(a["keypoints"], p, f"annotation {k} (id {a.get('id')})", keep_nonfinite=keep_nonfinite)
+    if a.get("num_keypoints", 1) == 0 or not ((kp[:, 2] > 0) | np.isnan(kp).any(1)).any():
         return None
     return kp
 
@@ -136,8 +139,8 @@ def _coco_results(data: list, p: Path) -> list[tuple[int, dict]]:
     return entries
 
 
-def _result_keypoints(k: int, e: dict, p: Path) -> np.ndarray:
-    return _as_17x3(e["keypoints"], p, f"entry {k}", e.get("keypoint_scores"))
+def _result_keypoints(k: int, e: dict, p: Path, keep_nonfinite: bool = False) -> np.ndarray:
+    return _as_17x3(e["keypoints"], p, f"entry {k}", e.get("keypoint_scores"), keep_nonfinite)
 
 
 def _not_coco(p: Path) -> CliffError:
@@ -191,27 +194,28 @@ def _coco_from_data(data, p: Path, image_name: str | None) -> np.ndarray:
     return as_float32(np.stack(out))
 
 
-def coco_keypoints_by_image(path) -> dict[str, np.ndarray]:
+def coco_keypoints_by_image(path, keep_nonfinite: bool = False) -> dict[str, np.ndarray]:
     """A COCO-format file about many images (e.g. person_keypoints_train2017.json), read once ->
     {key: (N, 17, 3)}, keyed by image file base name and by str(image_id). Look images up with
-    :func:`keypoints_for_image`. Same layouts and skipping rules as :func:`load_coco_keypoints`."""
+    :func:`keypoints_for_image`. Same layouts and skipping rules as :func:`load_coco_keypoints`;
+    keep_nonfinite: see `_as_17x3` (the annotator skips such people and logs them)."""
     p = Path(path)
-    return _guarded(_coco_table, read_json_file(p, "keypoint file"), p)
+    return _guarded(_coco_table, read_json_file(p, "keypoint file"), p, keep_nonfinite)
 
 
-def _coco_table(data, p: Path) -> dict[str, np.ndarray]:
+def _coco_table(data, p: Path, keep_nonfinite: bool = False) -> dict[str, np.ndarray]:
     people = []  # (image_id, file name or None, (17, 3))
     if isinstance(data, dict) and "annotations" in data:
         names, anns = _coco_annotations(data, p)
         for k, a in anns:
-            if (kp := _annotation_keypoints(k, a, p)) is not None:
+            if (kp := _annotation_keypoints(k, a, p, keep_nonfinite)) is not None:
                 people.append((a.get("image_id"), names.get(a.get("image_id")), kp))
     elif isinstance(data, list):
         for k, e in _coco_results(data, p):
             named = next((e[key] for key in _NAME_KEYS if e.get(key) is not None), None)
             if e.get("image_id") is None and named is None:
                 raise CliffError(f"{p}: entry {k} names no image (image_id or file_name)")
-            people.append((e.get("image_id"), named, _result_keypoints(k, e, p)))
+            people.append((e.get("image_id"), named, _result_keypoints(k, e, p, keep_nonfinite)))
     else:
         raise _not_coco(p)
     groups: dict[str, list[np.ndarray]] = {}

@@ -73,6 +73,11 @@ def project_crop(joints: torch.Tensor, cam: torch.Tensor, focal_units: float) ->
     return focal_units * (joints[..., :2] + t[:, None]) / depth[..., None]
 
 
+def safe_camera(cam: torch.Tensor) -> torch.Tensor:
+    """The crop camera (B, 3) with its scale held at SCALE_FLOOR or above, for reprojection."""
+    return torch.cat((cam[:, :1].clamp_min(SCALE_FLOOR), cam[:, 1:]), 1)
+
+
 def keypoint_2d_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """Confidence-weighted squared error, mean over all samples/joints/coords. pred (B, K, 2), gt (B, K, 3)."""
     return (gt[..., 2:] * (pred - gt[..., :2]) ** 2).mean()
@@ -116,7 +121,7 @@ def compute_losses(
     Everything here runs in float32, whatever precision the network ran in.
     """
     rotmat, betas, cam = out.rotmat.float(), out.betas.float(), out.cam.float()
-    safe_cam = torch.cat((cam[:, :1].clamp_min(SCALE_FLOOR), cam[:, 1:]), 1)
+    safe_cam = safe_camera(cam)
     posed = body(rotmat, betas, None)
     extra = body.regress(posed.vertices, extra_regressor) if extra_regressor is not None else None
     joints = body_to_j24(posed.joints, posed.keypoints, extra)

@@ -1,10 +1,8 @@
-"""The CLIFF+ annotator: photos -> a training dataset in the SPIN/CLIFF npz format (`npz_format`).
+"""The rows of the CLIFF+ annotator's dataset, in the SPIN/CLIFF npz format (`data.npz_format`).
 
 Each person the pipeline finds becomes one row: the detected box (x1.2, the evaluation and
 training convention), the detected 2D keypoints in SPIN's J24 order, the camera, and, with an
-SMPL body, the full-frame fit's SMPL parameters as pseudo ground truth. With a CLIFF checkpoint the
-network's estimate starts the fit (the paper's annotator: a CLIFF model, refined against 2D
-keypoints with the full-perspective camera); without one the keypoint regressor's estimate does.
+SMPL body, the refined SMPL parameters as pseudo ground truth (which refinement: `run`).
 Anny's parameters are not SMPL's, so without `--smpl` the file holds 2D supervision only.
 """
 
@@ -21,7 +19,7 @@ from ..errors import CliffError
 from ..fitting.fit import FitConfig
 from ..perception import crop
 from ..inference.pipeline import ImageResult
-from .joints import coco17_to_j24
+from ..data.joints import coco17_to_j24
 
 SMPL_POSE_DIM = 3 * SMPL_NUM_JOINTS
 
