@@ -1,9 +1,11 @@
-"""`--ray local|ADDRESS`: the same shards on Ray workers, one model each, writing the same shard
+"""`--ray local|ADDRESS`: the same shards on Ray Data workers, one model each, writing the same shard
 files (the work folder must be one the workers can reach: local disk for `local`, a shared file
 system on a cluster). The driver then merges as without Ray. Ray is an optional extra
 (`pip install cliff-hmr[ray]`)."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..errors import CliffError
 
@@ -16,35 +18,38 @@ def require_ray():
     return ray
 
 
-class _Worker:
-    """One Ray worker: loads the models once, then annotates the shards it is given."""
+class _Annotator:
+    """One Ray Data worker: loads the models once, then annotates the shards it is given."""
 
-    def __init__(self, job):
-        self.job, self.predictor = job, job.predictor()
+    def __init__(self, job, shards: list):
+        self.job, self.shards, self.predictor = job, {s.index: s for s in shards}, job.predictor()
 
-    def run(self, shard) -> int:
-        return self.job(self.predictor, shard)
+    def __call__(self, batch: dict) -> dict:
+        done = [self.job(self.predictor, self.shards[int(i)]) for i in batch["shard"]]
+        return {"shard": batch["shard"], "images": np.array(done)}
 
 
 def run_on_ray(job, shards: list, address: str, workers: int, progress) -> None:
-    """Annotate `shards` with `workers` Ray actors (one CPU each); `progress(n)` per finished shard."""
+    """Annotate `shards` on Ray Data with `workers` workers (one model and one CPU each);
+    `progress(n)` per finished shard."""
     ray = require_ray()
     local = address == "local"
-    # Locally: as many CPUs as workers, so Ray starts no more processes than asked (and leaves the
-    # machine's other cores to reading images and the driver).
-    ray.init(address=None if local else address, num_cpus=workers if local else None, include_dashboard=False,
+    # Locally: one CPU more than the workers, for Ray Data's own tasks (listing the shards,
+    # handing them out), so they are not starved; nothing else starts.
+    ray.init(address=None if local else address, num_cpus=workers + 1 if local else None, include_dashboard=False,
              log_to_driver=False, configure_logging=False)  # fmt: skip
     try:
-        from ray.util import ActorPool
-
-        actors = [ray.remote(num_cpus=1)(_Worker).remote(job) for _ in range(workers)]
-        pool = ActorPool(actors)
-        try:
-            for n in pool.map_unordered(lambda actor, shard: actor.run.remote(shard), shards):
-                progress(n)
-        except ray.exceptions.RayTaskError as e:
-            if isinstance(e.cause, CliffError):  # a user's mistake, found by a worker: one line, as without Ray
-                raise e.cause from None
-            raise
+        ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts images
+        items = ray.data.from_items([{"shard": s.index} for s in shards], override_num_blocks=max(1, len(shards)))
+        done = items.map_batches(_Annotator, fn_constructor_args=(job, shards), batch_size=1, concurrency=workers, num_cpus=1)
+        for row in done.iter_rows():
+            progress(int(row["images"]))
+    except Exception as e:
+        cause = e
+        while cause is not None and not isinstance(cause, CliffError):  # a user's mistake found by a worker: one line, as without Ray
+            cause = cause.__cause__ or getattr(cause, "cause", None)
+        if cause is not None:
+            raise cause from None
+        raise
     finally:
         ray.shutdown()
