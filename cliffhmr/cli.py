@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--ray", metavar="local|ADDRESS", help="run the shards on Ray: a local instance, or a cluster's address "
                    "(pip install 'cliff-hmr[ray]'; the output folder must be shared with the workers)")  # fmt: skip
     a.add_argument("--ray-workers", type=int, default=2, help="Ray workers, one model each (default 2; keep below the CPU count)")
+    a.add_argument("--workers", type=int, default=1, help="without --ray: processes on this machine, one model and one core each "
+                   "(default 1; the CPU count uses every core)")  # fmt: skip
 
     r = sub.add_parser("review", help="an annotator's output -> an HTML contact sheet (body over photo, side view), worst rows first")
     r.add_argument("annotations", help="the dataset file `cliffhmr annotate` wrote (.npz)")
@@ -227,7 +229,7 @@ def annotate_command(args) -> int:
         input=Path(args.input), out=Path(args.out), refine=args.refine, shard_size=args.shard_size, min_quality=args.min_quality,
         checkpoint=args.checkpoint, backbone=args.backbone, smpl=args.smpl, boxes=args.boxes, keypoints=args.keypoints,
         detector=args.detector, focal=args.focal, intrinsics=args.intrinsics, fit_iterations=args.fit_iterations,
-        network=RefineConfig(steps=args.refine_steps), device=args.device, ray=args.ray, ray_workers=args.ray_workers,
+        network=RefineConfig(steps=args.refine_steps), device=args.device, ray=args.ray, ray_workers=args.ray_workers, workers=args.workers,
     )  # fmt: skip
     summary = annotate(config)
     rows, out = summary.rows, summary.out

@@ -204,3 +204,19 @@ def test_two_ray_workers_write_the_rows_of_one_process(toy_smpl, tmp_path, capsy
     assert sorted(a) == sorted(b) and len(a["imgname"]) == 4
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_worker_processes_write_the_rows_of_one_process(toy_smpl, tmp_path, capsys):
+    """--workers 2: the shards in two processes of this machine, the same file as one process."""
+    kp_file = write_folder(tmp_path / "images", {f"i{k}.png": [person(6 * k, 2 * k)] for k in range(4)})
+    common = ["annotate", tmp_path / "images", "--keypoints", kp_file, "--smpl", toy_smpl, "--fit-iterations", "10", "--shard-size", "1"]
+    code, io = run([*common, "--out", tmp_path / "one.npz"], capsys)
+    assert code == 0, io.err
+    code, io = run([*common, "--out", tmp_path / "two.npz", "--workers", "2"], capsys)
+    assert code == 0, io.err
+    a, b = arrays(tmp_path / "one.npz"), arrays(tmp_path / "two.npz")
+    assert sorted(a) == sorted(b) and len(a["imgname"]) == 4
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    code, io = run([*common, "--out", tmp_path / "zero.npz", "--workers", "0"], capsys)
+    assert code == 2 and "--workers must be at least 1" in io.err

@@ -1,4 +1,5 @@
-"""`--ray local|ADDRESS`: the same shards on Ray Data workers, one model each, writing the same shard
+"""Shards on several workers: `--workers N` (processes on this machine) and `--ray local|ADDRESS`
+(Ray Data workers). Either way one model per worker, writing the same shard
 files (the work folder must be one the workers can reach: local disk for `local`, a shared file
 system on a cluster). The driver then merges as without Ray. Ray is an optional extra
 (`pip install cliff-hmr[ray]`)."""
@@ -53,3 +54,26 @@ def run_on_ray(job, shards: list, address: str, workers: int, progress) -> None:
         raise
     finally:
         ray.shutdown()
+
+
+_local: dict = {}  # in a worker process: its job and its models
+
+
+def _start_worker(job) -> None:
+    _local["job"], _local["predictor"] = job, job.predictor()
+
+
+def _annotate_shard(shard) -> int:
+    return _local["job"](_local["predictor"], shard)
+
+
+def run_in_processes(job, shards: list, workers: int, progress) -> None:
+    """Annotate `shards` in `workers` fresh processes on this machine (one model and, as everywhere
+    in the annotator, one torch thread each: N workers use N cores); `progress(n)` per finished shard."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # a forked torch can hang in its thread pools
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(job,)) as pool:
+        for future in as_completed([pool.submit(_annotate_shard, shard) for shard in shards]):
+            progress(future.result())  # a worker's CliffError comes back as itself: one line, as in one process

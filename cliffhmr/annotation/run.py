@@ -54,6 +54,7 @@ class AnnotateConfig:
     progress: bool = True
     ray: str | None = None  # None: this process; "local": a Ray instance started here; else a Ray cluster's address
     ray_workers: int = 2  # Ray workers, one model each
+    workers: int = 1  # without Ray: processes on this machine, one model and one core each
 
 
 @dataclass
@@ -126,8 +127,14 @@ def annotate(cfg: AnnotateConfig) -> AnnotateSummary:
                 from .on_ray import run_on_ray
 
                 run_on_ray(job, todo, cfg.ray, cfg.ray_workers, bar.update)
-            for shard in todo if cfg.ray is None else []:
-                job(predictor, shard, bar.update)
+            elif cfg.workers > 1 and len(todo) > 1:
+                from .on_ray import run_in_processes
+
+                del predictor  # checked above; the workers load their own
+                run_in_processes(job, todo, min(cfg.workers, len(todo)), bar.update)
+            else:
+                for shard in todo:
+                    job(predictor, shard, bar.update)
     rows, skips = work.merge(folder, len(plan), out, extra_skips)
     method = {"none": "cliff", "fit": "cliff+fit" if cfg.checkpoint else "fit", "network": "cliff+network"}[cfg.refine]
     method += ", smpl" if cfg.smpl else ", anny"
@@ -145,6 +152,8 @@ def _check(cfg: AnnotateConfig) -> None:
         raise CliffError(f"--min-quality must be between 0 and 1, got {cfg.min_quality:g}")
     if cfg.shard_size < 1:
         raise CliffError(f"--shard-size must be at least 1 image, got {cfg.shard_size}")
+    if cfg.workers < 1:
+        raise CliffError(f"--workers must be at least 1, got {cfg.workers}")
     if cfg.ray is not None and cfg.ray_workers < 1:
         raise CliffError(f"--ray-workers must be at least 1, got {cfg.ray_workers}")
     if cfg.network.steps < 0:
