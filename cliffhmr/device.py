@@ -60,8 +60,8 @@ class ThreadTuner:
 
     def choose(self) -> int:
         untried = [n for n in self.candidates if n not in self.rate]
-        if untried:
-            return untried[0]
+        if untried:  # the most threads first: what wins on a machine with nothing else to do
+            return untried[-1]
         best = max(self.rate, key=self.rate.get)
         if self.calls % self.every == 0:  # look again at the others: the load may have changed
             others = [n for n in self.candidates if n != best]
