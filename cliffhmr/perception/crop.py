@@ -124,7 +124,7 @@ def crop_tensor(
     points = crop_to_image(crop_pixels(height).to(dev)[None], center, scale)  # (N, P, 2), image pixels
     if to_image is not None:
         L, t = torch.as_tensor(to_image, dtype=torch.float64, device=dev).split([2, 1], dim=1)
-        points = points @ L + t[:, 0]
+        points = points @ L.T + t[:, 0]
     shrink = torch.div(200.0 * scale / height, 2, rounding_mode="floor").long()
     out = torch.empty(n, 3, height, width, device=dev)
     for level in shrink.unique().tolist():
