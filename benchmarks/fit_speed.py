@@ -28,7 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_motion as rm  # noqa: E402
 
-from cliffhmr.inference.pipeline import Predictor, choose_intrinsics  # noqa: E402
+from cliffhmr.geometry.camera import choose_intrinsics  # noqa: E402
+from cliffhmr.inference.pipeline import Predictor  # noqa: E402
 from cliffhmr.perception import crop  # noqa: E402
 from cliffhmr.perception.image import load_image  # noqa: E402
 

@@ -107,6 +107,21 @@ class Intrinsics:
         return f, c
 
 
+def choose_intrinsics(width: int, height: int, intrinsics=None, focal=None, focal_35mm: float | None = None) -> Intrinsics:
+    """The camera of a width x height picture: the given intrinsics, else the focal length in
+    pixels, else the 35 mm-equivalent one (EXIF), else CLIFF's default (f = the diagonal)."""
+    w, h = width, height
+    if intrinsics is not None:
+        if not isinstance(intrinsics, Intrinsics):
+            raise CliffError(f"intrinsics must be a camera.Intrinsics(fx, fy, cx, cy), got {type(intrinsics).__name__}")
+        return intrinsics
+    if focal is not None:
+        return Intrinsics.from_focal(check_focal(focal), w, h)
+    if focal_35mm is not None:
+        return Intrinsics.from_35mm(focal_35mm, w, h)
+    return Intrinsics.default(w, h)
+
+
 def bbox_info(
     center: torch.Tensor, b: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor, style: str = "official"
 ) -> torch.Tensor:

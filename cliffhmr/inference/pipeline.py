@@ -217,7 +217,7 @@ class Predictor:
 
     def _prepare(self, request: Request, image: LoadedImage, timer: StageTimer) -> _Job:
         """An image's camera and boxes (detected unless given), and its keypoints when given."""
-        K = choose_intrinsics(image.width, image.height, request.intrinsics, request.focal, image.focal_35mm)
+        K = camera.choose_intrinsics(image.width, image.height, request.intrinsics, request.focal, image.focal_35mm)
         name = str(image.path) if image.path else "image"
         keypoints, boxes, source = request.keypoints, request.boxes, request.keypoints_source
         if keypoints is not None:
@@ -349,21 +349,6 @@ class Predictor:
     def faces(self) -> np.ndarray:
         """(F, 3) the body mesh's triangles."""
         return self.body.faces.cpu().numpy()
-
-
-def choose_intrinsics(width: int, height: int, intrinsics=None, focal=None, focal_35mm: float | None = None) -> camera.Intrinsics:
-    """The camera of a width x height picture: the given intrinsics, else the focal length in
-    pixels, else the 35 mm-equivalent one (EXIF), else CLIFF's default (f = the diagonal)."""
-    w, h = width, height
-    if intrinsics is not None:
-        if not isinstance(intrinsics, camera.Intrinsics):
-            raise CliffError(f"intrinsics must be a camera.Intrinsics(fx, fy, cx, cy), got {type(intrinsics).__name__}")
-        return intrinsics
-    if focal is not None:
-        return camera.Intrinsics.from_focal(camera.check_focal(focal), w, h)
-    if focal_35mm is not None:
-        return camera.Intrinsics.from_35mm(focal_35mm, w, h)
-    return camera.Intrinsics.default(w, h)
 
 
 def _keypoint_boxes(kp: np.ndarray) -> np.ndarray:

@@ -33,10 +33,11 @@ import torch
 
 from ..body import Estimate
 from ..fitting.fit import FitConfig, warm_config
+from ..geometry import camera
 from ..geometry.rotation import axis_angle_to_rotmat, rotmat_to_axis_angle
 from ..perception.leftright import consistent_left_right, mirror_world, swap_left_right
 from ..timing import StageTimer
-from .pipeline import Person, Predictor, choose_intrinsics
+from .pipeline import Person, Predictor
 from ..perception.track import Tracker, TrackerConfig
 from .video import FrameRange, Reader, VideoDamaged, VideoInfo
 
@@ -385,7 +386,7 @@ def run_sequence(predictor: Predictor, video: str | Path | Reader, chosen: Frame
     reader = video if isinstance(video, Reader) else Reader(video)
     timer = StageTimer()
     info = reader.info
-    K = choose_intrinsics(info.width, info.height, intrinsics, focal)
+    K = camera.choose_intrinsics(info.width, info.height, intrinsics, focal)
     start = clock.perf_counter()
     frames, observations, damage = read_people(predictor, reader, chosen, Tracker(config.tracker), timer, K, progress)
     hidden = hidden_behind(observations, config.same_keypoints) if config.temporal else set()
