@@ -158,3 +158,20 @@ def test_in_order_hands_back_results_in_order_and_stops_at_a_failure():
             for x in range(4, 9):
                 list(steps.submit(x, work, x))
     assert 8 not in calls  # queued after the failure: dropped
+
+
+def test_precision_and_batch_size_from_the_command_line(res50_ckpt, toy_smpl, photo, tmp_path, capsys):
+    """--precision bf16 runs the network in bfloat16 (close to fp32, not equal); --batch-size is checked."""
+    from conftest import run
+
+    image, boxes = photo
+    common = ["predict", image, "--boxes", boxes, "--checkpoint", res50_ckpt, "--smpl", toy_smpl, "--no-render", "--no-mesh"]
+    got = {}
+    for precision in ("fp32", "bf16"):
+        code, io = run([*common, "--out", tmp_path / precision, "--precision", precision, "--batch-size", "1"], capsys)
+        assert code == 0, io.err
+        got[precision] = np.load(tmp_path / precision / f"{image.stem}.npz")
+    rot32, rot16 = got["fp32"]["rotmat"], got["bf16"]["rotmat"]
+    assert not np.array_equal(rot32, rot16) and np.abs(rot32 - rot16).max() < 0.2
+    code, io = run([*common, "--out", tmp_path / "bad", "--batch-size", "0"], capsys)
+    assert code == 2 and "batch size must be a whole number from 1 to 65536" in io.err and "Traceback" not in io.err
