@@ -37,8 +37,8 @@ class EngineConfig:
     batch_size: int | None = None  # people per network call; None: 8 on a CPU (larger batches measured slower), 256 on a GPU
     prefetch: int = 4  # images decoded ahead of the one being predicted
     precision: str = "auto"  # auto: bf16 on a CUDA GPU that supports it, else fp32 (CPU bf16: opt-in, see README)
-    # None: on a GPU only. On this CPU it measured 1.03x at one thread (benchmarks/network_engine.py)
-    # and re-laying the weights holds a second copy of them while loading.
+    # None: on a GPU only. On this CPU it measured 1.0-1.2x (benchmarks/network_engine.py), and
+    # re-laying the weights holds a second copy of them while loading.
     channels_last: bool | None = None
     compile: bool = False  # torch.compile the network (worth it for long runs on a GPU)
     # torch's CPU threads for the network; None: chosen as it runs (`device.ThreadTuner`). A fixed
@@ -148,7 +148,7 @@ def bbox_info(loaded: LoadedCheckpoint, batch: CropBatch) -> torch.Tensor:
 @torch.no_grad()
 def run_network(network: Network, body: BodyModel | None, batch: CropBatch, timer: Callable) -> NetworkPeople:
     """Network, full-frame camera and body model (None: no bodies posed) for every person of
-    `batch`, in chunks of the configured batch size. timer(stage) times the stages."""
+    `batch` (at least one), in chunks of the configured batch size. timer(stage) times the stages."""
     dev = network.device
     b = 200.0 * batch.scale
     info = bbox_info(network.loaded, batch).to(dev)
@@ -157,9 +157,7 @@ def run_network(network: Network, body: BodyModel | None, batch: CropBatch, time
         for start in range(0, len(batch.crops), network.batch_size):
             part = slice(start, start + network.batch_size)
             outs.append(network(batch.crops[part], info[part]))
-    rotmat = torch.cat([o.rotmat for o in outs]) if outs else torch.zeros(0, 24, 3, 3, device=dev)
-    betas = torch.cat([o.betas for o in outs]) if outs else torch.zeros(0, 10, device=dev)
-    cam = torch.cat([o.cam for o in outs]) if outs else torch.zeros(0, 3, device=dev)
+    rotmat, betas, cam = (torch.cat([getattr(o, k) for o in outs]) for k in ("rotmat", "betas", "cam"))
     transl = camera.cam_crop_to_full(cam, batch.center.to(dev), b.to(dev), batch.focal.to(dev), batch.principal.to(dev))
     posed = None
     if body is not None:
