@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from ..atomic import atomic_path, write_bytes_atomic, write_npz_atomic, write_text_atomic
+from ..atomic import write_bytes_atomic, write_npz_atomic, write_text_atomic
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
@@ -22,9 +22,31 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def save_png(path: str | Path, image: np.ndarray) -> None:
-    # zlib level 1: 2.5x faster than PIL's default 6 on the bundled photos, files 8% larger.
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG", compress_level=1)
+    """An (H, W, 3) uint8 RGB image as PNG (`png_bytes`), written under a temporary name."""
+    write_bytes_atomic(path, png_bytes(image))
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB -> an 8-bit RGB PNG file.
+
+    Every row with the "up" filter (the difference from the row above, worked out with numpy)
+    and zlib level 1: 4.5-5.6x faster than PIL's default on the bundled photos and a 1080p one,
+    files 7-12% larger; 1.9x faster than PIL at level 1, files no larger (benchmarks/file_writing.py).
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"a PNG here is (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    h, w, _ = image.shape
+    rows = image.reshape(h, w * 3)
+    up = rows.copy()
+    up[1:] -= rows[:-1]  # uint8 arithmetic wraps modulo 256, as the filter is defined
+    raw = np.concatenate((np.full((h, 1), 2, np.uint8), up), axis=1)  # filter type 2 (up) per row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8 bits, colour type 2 (RGB), no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 1)) + chunk(b"IEND", b"")
 
 
 def save_json(path: str | Path, data) -> None:
