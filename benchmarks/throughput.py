@@ -15,6 +15,7 @@ Each image is a 1920x1080 JPEG (the bundled two_people.jpg, scaled) with `--peop
 `files` is engine-8 writing what `cliffhmr predict` writes (overlay and side-view PNGs, an OBJ
 and a GLB per person, npz, JSON) in a second thread while the next images are predicted, as
 `predict` does; `files-inline` writes them in turn. Compare both with engine-8 (no files).
+With --bf16, `engine-8-bf16` is engine-8 with the network in bfloat16 (`--precision bf16`).
 The body model is a stand-in with SMPL's sizes (6,890 vertices, 13,776 faces, 24 joints, 207 pose
 directions; an ellipsoid of a person's size, rigidly skinned), as SMPL itself cannot be bundled:
 same arithmetic, same rendering load. Weights are random (the same for every method). Peak memory
@@ -173,9 +174,9 @@ def official_model(tmp: Path, backbone: str) -> CLIFF:
     return model.eval()
 
 
-def predictor_for(tmp: Path, backbone: str, batch: int) -> Predictor:
+def predictor_for(tmp: Path, backbone: str, batch: int, precision: str = "auto") -> Predictor:
     return Predictor(PredictorConfig(checkpoint=str(tmp / f"{backbone}.pt"), body_model=str(tmp / "smpl_sized.npz"),
-                                     engine=EngineConfig(batch_size=batch)))  # fmt: skip
+                                     engine=EngineConfig(batch_size=batch, precision=precision)))  # fmt: skip
 
 
 def method(tmp: Path, backbone: str, name: str):
@@ -185,7 +186,8 @@ def method(tmp: Path, backbone: str, name: str):
         batch = OFFICIAL_BATCH if name == "official" else 1
         return lambda files, t: run_reference(files, model, body, "official", batch, t)
     writes = name.startswith("files")
-    predictor = predictor_for(tmp, backbone, 8 if writes else int(name.split("-")[1]))
+    precision = "bf16" if name.endswith("-bf16") else "auto"
+    predictor = predictor_for(tmp, backbone, 8 if writes else int(name.split("-")[1]), precision)
     out = Path(tempfile.mkdtemp(dir=tmp)) if writes else None
     return lambda files, t: run_engine(files, predictor, t, out, background=name != "files-inline")
 
@@ -207,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", default="1,8,64")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--no-files", action="store_true", help="skip the engine-with-files column")
+    p.add_argument("--bf16", action="store_true", help="also engine-8 with the network in bfloat16 (--precision bf16)")
     p.add_argument("--json")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -223,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             files = prepare(tmp, backbone, a.images, a.people)
-            names = ["official", "strict", *(f"engine-{b}" for b in batches), *([] if a.no_files else ["files", "files-inline"])]
+            names = ["official", "strict", *(f"engine-{b}" for b in batches), *([] if a.no_files else ["files", "files-inline"]),
+                     *(["engine-8-bf16"] if a.bf16 else [])]
             table = {name: method(tmp, backbone, name) for name in names}
             table[names[2]](files[:1], {})  # warm-up: first calls allocate
             seconds, stages, people = {k: [] for k in table}, {k: {} for k in table}, {}
