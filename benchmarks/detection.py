@@ -1,6 +1,9 @@
-"""Person detection: the previous detector (SSDLite) and the new default (NanoDet) side by side.
+"""Person detection: the first detector (SSDLite), NanoDet from the whole image alone (the
+previous default) and NanoDet with every pass (the default) side by side.
 
-Two sets of images, both detectors run on every image in one run:
+Detectors are named ``kind`` (every pass of ``cliffhmr.perception.detect.PASSES``) or
+``kind:passes`` (``none``, or passes joined by ``+``: ``nanodet:flip+tiles``). Two sets of
+images, every detector run on every image in one run:
 
 * real: the frames and photos of ``benchmarks/fixtures/detection/boxes.json`` (portrait frames
   of a four-camera lab clip with bystanders, a landscape outdoor clip, the bundled photos), with
@@ -338,14 +341,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--composites", type=int, default=160, help="number of composite images (0: real set only)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--detectors", default="ssdlite,nanodet", help="comma-separated kinds of cliffhmr.perception.detect")
+    ap.add_argument("--detectors", default="ssdlite:none,nanodet:none,nanodet",
+                    help="comma-separated kind[:passes] (passes: none, or joined by +; default every pass)")
     ap.add_argument("--keypoints", action="store_true", help="also time the keypoint stage on each detector's boxes")
     ap.add_argument("--repeats", type=int, default=3, help="timing passes over the real images")
     ap.add_argument("--out", type=Path, default=None, help="folder for detection.json / detection.md")
     args = ap.parse_args(argv)
     import torch
 
-    from cliffhmr.perception.detect import PersonDetector
+    from cliffhmr.perception.detect import PASSES, PersonDetector
 
     torch.set_num_threads(1)
     real = load_real()
@@ -353,15 +357,17 @@ def main(argv=None) -> int:
     report = {"command": "python benchmarks/detection.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "iou_hit": IOU_HIT, "detectors": {}}
     dets = {}
-    for kind in args.detectors.split(","):
-        det = PersonDetector(kind=kind)
-        dets[kind] = det
+    for name in args.detectors.split(","):
+        kind, _, passes = name.partition(":")
+        det = PersonDetector(kind=kind, passes=PASSES if not passes else () if passes == "none" else passes.split("+"))
+        dets[name] = det
         r = evaluate(det, real)
         c = evaluate(det, comps) if comps else None
         if c:
             c["breakdown"] = composite_breakdown(c)
-        report["detectors"][kind] = {"threshold": det.score_threshold, "model": det.model_path.name, "real": r, "composites": c}
-        print(f"{kind}: real recall {_pct(r['recall'])} ({r['found']}/{r['people']}), "
+        report["detectors"][name] = {"threshold": det.score_threshold, "model": det.model_path.name, "passes": list(det.passes),
+                                     "real": r, "composites": c}
+        print(f"{name}: real recall {_pct(r['recall'])} ({r['found']}/{r['people']}), "
               f"FP/image {r['fp_per_image']:.2f}"
               + (f"; composites >10% recall {_pct(c['breakdown']['taller_than_10pct']['recall'])}, all {_pct(c['recall'])}, "
                  f"FP/image {c['fp_per_image']:.2f}" if c else ""), flush=True)

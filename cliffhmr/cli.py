@@ -29,6 +29,17 @@ def _parse_intrinsics(text: str):
     return Intrinsics(fx, fy, cx, cy)  # which refuses values no camera has (NaN, focal lengths <= 0, 1e154)
 
 
+def _parse_passes(text: str) -> tuple[str, ...]:
+    from .perception.detect import check_passes
+
+    return () if text.strip().lower() == "none" else check_passes([p.strip() for p in text.split(",") if p.strip()])
+
+
+def _passes(args) -> dict:
+    """--detection-passes as config keywords; not given: the configs' default (every pass)."""
+    return {} if args.detection_passes is None else {"detection_passes": args.detection_passes}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="cliffhmr", description="3D human meshes placed in the full camera frame (CLIFF).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +104,9 @@ def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--boxes", help='JSON {"image.jpg": [[x1, y1, x2, y2, score], ...]}; default: detect people')
     p.add_argument("--detector", choices=["nanodet", "ssdlite"], default="nanodet",
                    help="person detector when no --boxes are given (default: nanodet; ssdlite: the previous one)")
+    p.add_argument("--detection-passes", type=_parse_passes, metavar="LIST",
+                   help="views of each image the detector reads besides the whole image, comma-separated from flip,tiles,turns "
+                        "(default: all three; none: the whole image alone, one network run instead of seven, fewer people found)")  # fmt: skip
     p.add_argument("--keypoints", help="2D keypoints instead of BlazePose's: a COCO-format JSON (results or annotations, "
                    "any number of images), or OpenPose JSON (single image)")  # fmt: skip
     cam = p.add_mutually_exclusive_group()
@@ -228,7 +242,7 @@ def annotate_command(args) -> int:
     config = AnnotateConfig(
         input=Path(args.input), out=Path(args.out), refine=args.refine, shard_size=args.shard_size, min_quality=args.min_quality,
         checkpoint=args.checkpoint, backbone=args.backbone, smpl=args.smpl, boxes=args.boxes, keypoints=args.keypoints,
-        detector=args.detector, focal=args.focal, intrinsics=args.intrinsics, fit_iterations=args.fit_iterations,
+        detector=args.detector, **_passes(args), focal=args.focal, intrinsics=args.intrinsics, fit_iterations=args.fit_iterations,
         network=RefineConfig(steps=args.refine_steps), device=args.device, ray=args.ray, ray_workers=args.ray_workers, workers=args.workers,
     )  # fmt: skip
     summary = annotate(config)
@@ -282,7 +296,7 @@ def _predictor(args, refine: bool):
     engine = EngineConfig(batch_size=args.batch_size, precision=args.precision)
     config = PredictorConfig(
         checkpoint=args.checkpoint, backbone=args.backbone, body_model=args.smpl,
-        detector=args.detector, refine=refine, device=args.device, engine=engine, **iterations,
+        detector=args.detector, **_passes(args), refine=refine, device=args.device, engine=engine, **iterations,
     )  # fmt: skip
     return Predictor(config)
 

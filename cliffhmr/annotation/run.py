@@ -24,6 +24,7 @@ from ..fitting.fit import FitConfig
 from ..geometry.camera import Intrinsics
 from ..inference.engine import EngineConfig, Network
 from ..inference.pipeline import ImageResult, Predictor, PredictorConfig
+from ..perception.detect import PASSES
 from ..perception.image import list_images, load_boxes_file, load_image
 from . import shards as work
 from .items import Skip, given_boxes, given_keypoints, select_people, unlisted_images
@@ -46,6 +47,7 @@ class AnnotateConfig:
     boxes: str | None = None
     keypoints: str | None = None
     detector: str = "nanodet"
+    detection_passes: tuple[str, ...] = PASSES
     focal: float | None = None
     intrinsics: Intrinsics | None = None
     fit_iterations: int | None = None  # None: the fit's default
@@ -168,7 +170,7 @@ def _predictor_config(cfg: AnnotateConfig) -> PredictorConfig:
     # One thread, always: the network's last bits depend on the thread count, and a resumed run
     # must equal an uninterrupted one array for array.
     return PredictorConfig(checkpoint=cfg.checkpoint, backbone=cfg.backbone, body_model=cfg.smpl, detector=cfg.detector,
-                           refine=cfg.checkpoint is not None, device=cfg.device, engine=EngineConfig(threads=1), **extra)  # fmt: skip
+                           detection_passes=cfg.detection_passes, refine=cfg.checkpoint is not None, device=cfg.device, engine=EngineConfig(threads=1), **extra)  # fmt: skip
 
 
 def _keypoint_table(cfg: AnnotateConfig, images: list[Path]) -> tuple[dict | None, list[Skip]]:
@@ -191,6 +193,7 @@ def _arguments(cfg: AnnotateConfig, images: list[Path], root: Path) -> dict:
         "boxes": work.file_digest(cfg.boxes), "keypoints": work.file_digest(cfg.keypoints),
         "checkpoint": work.file_digest(cfg.checkpoint), "backbone": cfg.backbone,
         "smpl": None if cfg.smpl is None else str(Path(cfg.smpl).resolve()), "detector": cfg.detector,
+        "detection_passes": list(cfg.detection_passes),
         "focal": cfg.focal, "intrinsics": None if cfg.intrinsics is None else list(astuple(cfg.intrinsics)),
         "refine": cfg.refine, "fit_iterations": cfg.fit_iterations, "min_quality": cfg.min_quality,
         "network": [cfg.network.steps, cfg.network.lr, cfg.network.batch_size, cfg.network.prior, cfg.network.seed],

@@ -24,6 +24,7 @@ from ..geometry.boxes import box_around, grow_box
 from ..geometry.rotation import rotmat_to_axis_angle
 from ..perception.image import LoadedImage, load_image
 from ..perception import crop
+from ..perception.detect import PASSES, check_passes
 from ..perception.keypoints import check_user_keypoints
 from ..timing import StageTimer
 from .engine import EngineConfig, Network, cut_crops, prefetch, run_network
@@ -69,6 +70,7 @@ class PredictorConfig:
     rescale: float = crop.RESCALE_INFERENCE
     detector: str = "nanodet"  # cliffhmr.perception.detect kind: "nanodet" or the previous "ssdlite"
     detection_threshold: float | None = None  # None: the detector's own default
+    detection_passes: tuple[str, ...] = PASSES  # views read besides the whole image; (): one network run
     fit_iterations: int = FitConfig.iterations  # at most: the fit stops once converged
     refine: bool = False  # with a checkpoint: fit the network's estimate to 2D keypoints in the full frame
     device: str = "cpu"
@@ -81,6 +83,7 @@ class PredictorConfig:
         threshold = self.detection_threshold  # None: the detector's own default
         if threshold is not None and not (_is_number(threshold) and 0 <= threshold <= 1):
             raise CliffError(f"detection threshold must be between 0 and 1, got {self.detection_threshold!r}")
+        self.detection_passes = check_passes(self.detection_passes)
         if not (isinstance(self.fit_iterations, numbers.Integral) and self.fit_iterations >= 0):
             raise CliffError(f"fit iterations must be a whole number >= 0, got {self.fit_iterations!r}")
 
@@ -150,7 +153,8 @@ class Predictor:
         if self._detector is None:
             from ..perception.detect import PersonDetector
 
-            self._detector = PersonDetector(score_threshold=self.config.detection_threshold, kind=self.config.detector)
+            cfg = self.config
+            self._detector = PersonDetector(score_threshold=cfg.detection_threshold, kind=cfg.detector, passes=cfg.detection_passes)
         return self._detector
 
     @property
