@@ -22,6 +22,15 @@ Sources (all read locally; none of their files is committed, only the derived po
 
       pip download --no-deps -d /work/raw holosoma-retargeting==0.1.0
 
+* Vicon marker captures (MARKER_CLIPS; Plug-in-Gait-style markers turned into joint centres by
+  `markers_to_landmarks`): DART's ``data/c3d/squat.c3d`` and ``nick_freeform_001.c3d`` (120 fps
+  C3D, Y up; Debian ``dart-doc``, DART's blanket BSD-2-clause entry) and ``ThomasFechten.csm``
+  (a fencer, 120 fps Vicon CSM text, Z up; ``assimp-testmodels`` as above, its note: "Recorded
+  with vicon IQ, july 2008. Free for any purpose.")::
+
+      apt-get download dart-doc && dpkg-deb -x dart-doc_*_all.deb /work/raw/dart
+      # -> /work/raw/dart/usr/share/doc/dart/data/c3d/*.c3d, /work/raw/deb/usr/share/assimp/models/CSM/
+
 Regenerate (5-10 minutes on 2 CPU cores, most of it the 400 Adam steps per 2048 frames)::
 
     PYTHONPATH=. python tools/convert_mocap.py --raw /work/raw --out data/mocap/anny_poses.npz \\
@@ -326,6 +335,209 @@ def load_holosoma(array: np.ndarray) -> tuple[np.ndarray, float]:
     return out, HOLOSOMA_FPS
 
 
+# ----------------------------------------------------------------------------- C3D and CSM marker captures
+
+
+def read_c3d(data: bytes) -> tuple[list[str], np.ndarray, float]:
+    """A C3D file's bytes -> point labels, positions (T, P, 3) in its units (NaN where a marker
+    is missing: negative residual, or all coordinates exactly 0), frame rate.
+
+    Layout (C3D user guide): a 512-byte header whose first byte is the parameter section's block;
+    the parameter section starts with 4 bytes (the 4th is the processor: 84 Intel, 86 MIPS), then
+    groups and parameters, each "name length (int8, negative = locked), group id (int8, negative
+    for a group), name, int16 offset to the next entry"; a parameter then has its type (-1 char,
+    1 byte, 2 int16, 4 float), dimensions and data. Point data from POINT:DATA_START, per frame per
+    point X Y Z and a residual word, float32 when POINT:SCALE < 0, else int16 times the scale.
+    """
+    start = (data[0] - 1) * 512
+    processor = data[start + 3] - 83
+    if processor not in (1, 3):
+        raise ValueError(f"C3D processor type {processor} (DEC floats) is not supported")
+    end = "<" if processor == 1 else ">"
+    groups, params = {}, {}
+    pos = start + 4
+    while True:
+        n_name, gid = (int(v) for v in np.frombuffer(data, np.int8, 2, pos))
+        if n_name == 0:
+            break
+        name = data[pos + 2 : pos + 2 + abs(n_name)].decode("ascii").upper()
+        off_at = pos + 2 + abs(n_name)
+        offset = int(np.frombuffer(data, end + "i2", 1, off_at)[0])
+        if gid < 0:
+            groups[-gid] = name
+        else:
+            q = off_at + 2
+            dtype, ndim = int(np.frombuffer(data, np.int8, 1, q)[0]), data[q + 1]
+            dims = list(data[q + 2 : q + 2 + ndim])
+            q += 2 + ndim
+            count = int(np.prod(dims)) if dims else 1
+            if dtype == -1:
+                raw = data[q : q + count]
+                width = dims[0] if dims else 1
+                value = [raw[k : k + width].decode("latin-1").strip() for k in range(0, len(raw), width)]
+            else:
+                value = np.frombuffer(data, {1: "u1", 2: end + "i2", 4: end + "f4"}[abs(dtype)], count, q)
+            params[(gid, name)] = value
+        if offset == 0:
+            break
+        pos = off_at + offset
+
+    def get(group, name):
+        gid = next(k for k, v in groups.items() if v == group)
+        return params[(gid, name)]
+
+    n_points = int(get("POINT", "USED")[0])
+    scale = float(get("POINT", "SCALE")[0])
+    first = int(get("POINT", "DATA_START")[0])
+    rate = float(get("POINT", "RATE")[0])
+    labels = get("POINT", "LABELS")[:n_points]
+    n_analog = int(np.frombuffer(data, end + "i2", 1, 4)[0])  # analog samples per frame, all channels
+    first_frame, last_frame = np.frombuffer(data, end + "u2", 2, 6)
+    T = int(last_frame) - int(first_frame) + 1
+    word = 4 if scale < 0 else 2
+    frame_bytes = (4 * n_points + n_analog) * word
+    body = data[(first - 1) * 512 : (first - 1) * 512 + T * frame_bytes]
+    if len(body) < T * frame_bytes:
+        raise ValueError(f"C3D point data is short: {len(body)} bytes for {T} frames")
+    kind = end + ("f4" if scale < 0 else "i2")
+    frames = np.frombuffer(body, kind).reshape(T, -1)[:, : 4 * n_points].reshape(T, n_points, 4).astype(np.float64)
+    xyz = frames[..., :3] * (1.0 if scale < 0 else abs(scale))
+    missing = (frames[..., 3] < 0) | (xyz == 0).all(-1)
+    xyz[missing] = np.nan
+    return [lab.split(":")[-1] for lab in labels], xyz, rate
+
+
+def read_csm(text: str) -> tuple[list[str], np.ndarray, float]:
+    """A Vicon CSM text file -> marker names ($Order), positions (T, P, 3) in its units (NaN for
+    a "DROPOUT" or all-zero marker), frame rate ($Rate)."""
+    header, points = text.split("$Points", 1)
+    names = header.split("$Order", 1)[1].split()
+    rate = float(re.search(r"\$Rate\s+(\S+)", header).group(1))
+    rows = [line.split()[1:] for line in points.strip().splitlines() if line.strip()]
+    if any(len(r) != 3 * len(names) for r in rows):
+        raise ValueError(f"CSM rows must hold 3 x {len(names)} numbers")
+    xyz = np.array([[np.nan if v.upper() == "DROPOUT" else float(v) for v in r] for r in rows]).reshape(len(rows), -1, 3)
+    xyz[(xyz == 0).all(-1)] = np.nan
+    return names, xyz, rate
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+# Joint-centre rules' constants (mm): marker radius (14 mm markers) plus half a typical adult
+# knee / ankle / elbow width; the gap from the acromion marker down to the shoulder joint; where
+# Anny's head joint (the top of the neck) and head top sit below / above the head markers' centre;
+# the neck's offset from C7 towards the front (median of C7-CLAV midpoints in squat.c3d).
+MARKER_RADIUS, KNEE_HALF, ANKLE_HALF, ELBOW_HALF = 7.0, 50.0, 35.0, 35.0
+SHOULDER_DROP, HEAD_DROP, HEAD_RISE, NECK_FORWARD = 50.0, 70.0, 110.0, 100.0
+
+
+def _either(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(T, 3) a where it is finite, else b: a per-frame fallback rule."""
+    return np.where(np.isfinite(a).all(-1, keepdims=True), a, b)
+
+
+def markers_to_landmarks(m: dict[str, np.ndarray], up: str) -> np.ndarray:
+    """Plug-in-Gait-style markers {name: (T, 3) mm} in a right-handed frame with `up` ("y" or "z")
+    vertical -> LANDMARKS (T, 20, 3) metres, Y up; NaN wherever a marker a rule needs is missing.
+
+    Rules (per frame, the first that has its markers):
+    * hips: Harrington et al. 2007 (J Biomech 40:595) from the front (LFWT/RFWT, ~ASIS) and back
+      (LBWT/RBWT, ~PSIS) waist markers: from the mid-front point, in the pelvis frame (left;
+      forward in the markers' plane; up), -0.24 depth - 9.9 forward, -0.30 width - 10.9 up and
+      0.33 width + 7.3 sideways (mm; width between the front markers, depth front to back mid-
+      points). Pelvis = the hips' midpoint.
+    * knees / elbows / wrists / hands: the midpoint of a lateral and a medial marker (KNE/KNI,
+      ELB/IEL, OWR/IWR or WRA/WRB, OHAND/IHAND); knee and elbow else the lateral marker moved
+      medially by marker radius + half the joint's width, along the knee's axis taken as the
+      normal of the shank-foot plane (knee, ankle marker, heel->toe) and the elbow's as the
+      normal of the arm's bend (the shoulder line where the elbow is within 30 degrees of
+      straight, as the bend's plane is then ill-defined). Hand without hand markers: FIN.
+    * ankles: ANK moved medially along the shank-foot normal (neither set has a medial ankle).
+    * toes: the midpoint of MT1/MT5, else TOE.
+    * shoulders: the midpoint of the front/back shoulder markers (FSH/BSH), else SHO moved down
+      (along pelvis->neck) by SHOULDER_DROP. Neck: the midpoint of C7 and CLAV, else C7 moved
+      NECK_FORWARD along T10->STRN.
+    * head: the centre of LFHD/RFHD/LBHD/RBHD moved along the head's up axis (normal of its
+      back->front and right->left directions) down by HEAD_DROP (head joint) and up by HEAD_RISE (top).
+    """
+    T = next(iter(m.values())).shape[0]
+    nan = np.full((T, 3), np.nan)
+    g = lambda k: m.get(k, nan)  # noqa: E731
+    mid = lambda a, b: (g(a) + g(b)) / 2  # noqa: E731
+    out = {}
+    front, back = mid("LFWT", "RFWT"), mid("LBWT", "RBWT")
+    left = _unit(g("LFWT") - g("RFWT"))
+    fwd = front - back
+    fwd = _unit(fwd - (fwd * left).sum(-1, keepdims=True) * left)
+    vertical = np.cross(fwd, left)
+    width = np.linalg.norm(g("LFWT") - g("RFWT"), axis=-1, keepdims=True)
+    depth = ((front - back) * fwd).sum(-1, keepdims=True)
+    for s, sign in (("l", 1.0), ("r", -1.0)):
+        out[f"hip_{s}"] = front + (-0.24 * depth - 9.9) * fwd + (-0.30 * width - 10.9) * vertical + sign * (0.33 * width + 7.3) * left
+    out["pelvis"] = (out["hip_l"] + out["hip_r"]) / 2
+    out["neck"] = _either(mid("C7", "CLAV"), g("C7") + NECK_FORWARD * _unit(g("STRN") - g("T10")))
+    trunk_up = _unit(out["neck"] - out["pelvis"])
+    for s, S in (("l", "L"), ("r", "R")):
+        out[f"shoulder_{s}"] = _either(mid(f"{S}FSH", f"{S}BSH"), g(f"{S}SHO") - SHOULDER_DROP * trunk_up)
+    shoulder_left = _unit(out["shoulder_l"] - out["shoulder_r"])
+    for s, S, sign in (("l", "L", 1.0), ("r", "R", -1.0)):
+        # The shank-foot plane's normal up x forward points to the body's left for both legs.
+        lateral = sign * _unit(np.cross(g(f"{S}KNE") - g(f"{S}ANK"), g(f"{S}TOE") - g(f"{S}HEL")))
+        out[f"knee_{s}"] = _either(mid(f"{S}KNE", f"{S}KNI"), g(f"{S}KNE") - (MARKER_RADIUS + KNEE_HALF) * lateral)
+        out[f"ankle_{s}"] = g(f"{S}ANK") - (MARKER_RADIUS + ANKLE_HALF) * lateral
+        out[f"toe_{s}"] = _either(mid(f"{S}MT1", f"{S}MT5"), g(f"{S}TOE"))
+        wrist = _either(mid(f"{S}OWR", f"{S}IWR"), mid(f"{S}WRA", f"{S}WRB"))
+        out[f"wrist_{s}"] = wrist
+        upper, fore = g(f"{S}ELB") - out[f"shoulder_{s}"], wrist - g(f"{S}ELB")
+        bend = np.cross(upper, fore)
+        # Flexing swings the forearm forward, so upper x fore points to the body's right for both arms.
+        sin = np.linalg.norm(bend, axis=-1, keepdims=True) / (np.linalg.norm(upper, axis=-1, keepdims=True) * np.linalg.norm(fore, axis=-1, keepdims=True))
+        axis_left = np.where(sin > np.sin(np.radians(30)), -_unit(bend), shoulder_left)
+        out[f"elbow_{s}"] = _either(mid(f"{S}ELB", f"{S}IEL"), g(f"{S}ELB") - sign * (MARKER_RADIUS + ELBOW_HALF) * axis_left)
+        out[f"hand_{s}"] = _either(mid(f"{S}OHAND", f"{S}IHAND"), g(f"{S}FIN"))
+    centre = (g("LFHD") + g("RFHD") + g("LBHD") + g("RBHD")) / 4
+    head_up = _unit(np.cross(mid("LFHD", "RFHD") - mid("LBHD", "RBHD"), mid("LFHD", "LBHD") - mid("RFHD", "RBHD")))
+    out["head"] = centre - HEAD_DROP * head_up
+    out["head_top"] = centre + HEAD_RISE * head_up
+    lm = np.stack([out[n] for n in LANDMARKS], 1) / 1000.0
+    return lm if up == "y" else np.stack([lm[..., 0], lm[..., 2], -lm[..., 1]], -1)
+
+
+# Marker captures: (clip name, file under --raw, reader, vertical axis of the file).
+MARKER_CLIPS = [
+    ("vicon/dart_squat", "dart/usr/share/doc/dart/data/c3d/squat.c3d", "c3d", "y"),
+    ("vicon/dart_freeform", "dart/usr/share/doc/dart/data/c3d/nick_freeform_001.c3d", "c3d", "y"),
+    ("vicon/fencing", "deb/usr/share/assimp/models/CSM/ThomasFechten.csm", "csm", "z"),
+]  # fmt: skip
+
+
+def fill_gaps(xyz: np.ndarray, max_gap: int) -> np.ndarray:
+    """(T, P, 3) marker paths, NaN where missing -> the same with gaps of at most `max_gap` frames
+    between two seen frames filled by linear interpolation (longer gaps and the ends stay NaN)."""
+    out = xyz.copy()
+    t = np.arange(len(xyz))
+    for p in range(xyz.shape[1]):
+        seen = np.isfinite(xyz[:, p]).all(-1)
+        if seen.sum() < 2:
+            continue
+        # Per frame: the gap it sits in spans from the last seen frame before it to the next after.
+        prev = np.maximum.accumulate(np.where(seen, t, -1))
+        nxt = np.minimum.accumulate(np.where(seen, t, len(t))[::-1])[::-1]
+        fill = ~seen & (prev >= 0) & (nxt < len(t)) & (nxt - prev - 1 <= max_gap)
+        for k in range(3):
+            out[fill, p, k] = np.interp(t[fill], t[seen], xyz[seen, p, k])
+    return out
+
+
+def load_markers(path: Path, reader: str, up: str) -> tuple[np.ndarray, float]:
+    """A C3D or CSM capture -> landmarks (T, 20, 3) by `markers_to_landmarks` after filling
+    marker gaps of up to 0.1 s, fps."""
+    names, xyz, rate = read_c3d(path.read_bytes()) if reader == "c3d" else read_csm(path.read_text())
+    xyz = fill_gaps(xyz, int(round(0.1 * rate)))
+    return markers_to_landmarks({n: xyz[:, i] for i, n in enumerate(names)}, up), rate
+
 # ----------------------------------------------------------------------------- Anny side
 
 
@@ -566,9 +778,11 @@ def load_all(raw: Path, anny: AnnyLandmarks):
     """-> list of (name, source, landmarks (T, 20, 3), fps, original frame indices (T,))."""
     clips = []
 
-    def add(name, source, lm, fps):
+    def add(name, source, lm, fps, complete=False):
         step = max(1, int(round(fps / TARGET_FPS)))
         idx = np.arange(0, len(lm), step)
+        if complete:  # marker captures: frames where a marker a rule needs is missing go
+            idx = idx[np.isfinite(lm[idx]).all((1, 2))]
         clips.append((name, source, lm[idx], fps / step, idx))
 
     bvh_dir = raw / "deb/usr/share/assimp/models/BVH"
@@ -596,6 +810,10 @@ def load_all(raw: Path, anny: AnnyLandmarks):
                 array = np.load(io.BytesIO(z.read(member)), allow_pickle=False)
                 lm, fps = load_holosoma(array)
                 add(f"holosoma/{m.group(1)}", "holosoma", lm, fps)
+
+    for name, rel, reader, up in MARKER_CLIPS:
+        lm, fps = load_markers(raw / rel, reader, up)
+        add(name, "vicon", lm, fps, complete=True)
     return clips
 
 
@@ -609,6 +827,9 @@ def main(argv=None) -> int:
     p.add_argument("--readme", type=Path, default=None, help="fit summary note (default: next to --out)")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--check-dir", type=Path, default=None, help="write stick-figure PNGs here (keep out of git)")
+    p.add_argument("--keep", type=Path, default=None,
+                   help="an earlier pose file: its clips (same name and frames) are copied, not refitted, "
+                        "so that adding a source leaves the others' poses bit for bit")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -630,15 +851,27 @@ def main(argv=None) -> int:
         if cos < 0.5:
             print(f"WARNING {name}: feet do not point forward (cos {cos:.2f}): mirrored or mislabelled?")
 
-    pose = retarget(anny, lm, steps=args.steps, log_every=200)
-    err = fit_errors(anny, pose, lm, clip)
+    pose = torch.zeros(len(lm), 20, 3)
+    err = np.zeros(len(lm))
+    todo = np.ones(len(lm), bool)
+    if args.keep:
+        with np.load(args.keep, allow_pickle=False) as z:
+            for c, name in enumerate(z["clip_names"]):
+                rows, old = np.flatnonzero(clip == names.index(name)) if name in names else [], z["clip"] == c
+                if len(rows) and np.array_equal(frame[rows], z["frame"][old]):
+                    pose[rows] = torch.from_numpy(z["pose"][old])
+                    err[rows] = z["fit_error_mm"][old]
+                    todo[rows] = False
+        print(f"kept {(~todo).sum()} frames from {args.keep}", flush=True)
+    pose[todo] = retarget(anny, lm[todo], steps=args.steps, log_every=200)
+    err[todo] = fit_errors(anny, pose[todo], lm[todo], clip[todo])
 
     from cliffhmr.body.anny import ANNY_JOINT_NAMES as N
 
     knee_x = pose[:, [N.index("lowerleg01.L"), N.index("lowerleg01.R")], 0].numpy()
     source_of = np.array([c[1] for c in clips])[clip]
     summary = []
-    for src in ("cmu", "deepmimic", "holosoma"):
+    for src in dict.fromkeys(c[1] for c in clips):
         e = err[source_of == src]
         kx = knee_x[source_of == src]
         summary.append(
@@ -692,7 +925,8 @@ def main(argv=None) -> int:
 
         args.check_dir.mkdir(parents=True, exist_ok=True)
         picks = {"deepmimic/walk": [0, 5, 10], "deepmimic/run": [3], "deepmimic/kick": [10], "cmu/01_01": [100, 300],
-                 "deepmimic/cartwheel": [40], "holosoma/climb_seq_0": [300, 1200], "deepmimic/crawl": [20]}  # fmt: skip
+                 "deepmimic/cartwheel": [40], "holosoma/climb_seq_0": [300, 1200], "deepmimic/crawl": [20],
+                 "vicon/dart_squat": [0, 150, 300, 450], "vicon/dart_freeform": [20, 60, 100], "vicon/fencing": [100, 250, 400, 550]}  # fmt: skip
         for name, frames in picks.items():
             c = names.index(name)
             rows = np.flatnonzero(clip == c)[frames]
