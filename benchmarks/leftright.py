@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the composites")
     p.add_argument("--save-track", nargs=2, metavar=("CAM", "NPZ"), help="save the raw track of camera CAM (1-4)")
     a = p.parse_args(argv)
-    detector, alone, checked = PersonDetector(), PoseEstimator(check_left_right=False), PoseEstimator()
+    detector, alone, checked = PersonDetector(passes=()), PoseEstimator(check_left_right=False), PoseEstimator()  # passes=(): as video frames are read
     lines = ["| view | facing | frames | person found | BlazePose alone | + MoveNet check (each frame) | + track | check and track |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     total = np.zeros(5, int)

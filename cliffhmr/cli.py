@@ -106,7 +106,8 @@ def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
                    help="person detector when no --boxes are given (default: nanodet; ssdlite: the previous one)")
     p.add_argument("--detection-passes", type=_parse_passes, metavar="LIST",
                    help="views of each image the detector reads besides the whole image, comma-separated from flip,tiles,turns "
-                        "(default: all three; none: the whole image alone, one network run instead of seven, fewer people found)")  # fmt: skip
+                        "(default: all three for photos, none for video frames; none: the whole image alone, one network run "
+                        "instead of seven, fewer people found)")  # fmt: skip
     p.add_argument("--keypoints", help="2D keypoints instead of BlazePose's: a COCO-format JSON (results or annotations, "
                    "any number of images), or OpenPose JSON (single image)")  # fmt: skip
     cam = p.add_mutually_exclusive_group()

@@ -230,7 +230,7 @@ def test_command_line_chooses_the_detector(monkeypatch):
     made = {}
     Predictor = pipeline.Predictor
     monkeypatch.setattr(pipeline, "Predictor", lambda config: made.setdefault("config", config))
-    for argv, kind, passes in ((["predict", "examples", "--out", "o"], "nanodet", PASSES),
+    for argv, kind, passes in ((["predict", "examples", "--out", "o"], "nanodet", None),
                                (["predict", "examples", "--out", "o", "--detection-passes", "none"], "nanodet", ()),
                                (["annotate", "examples", "--out", "o.npz", "--detector", "ssdlite",
                                  "--detection-passes", "turns, flip"], "ssdlite", ("flip", "turns"))):  # fmt: skip
@@ -239,8 +239,11 @@ def test_command_line_chooses_the_detector(monkeypatch):
         assert made["config"].detector == kind and made["config"].detection_threshold is None
         assert made["config"].detection_passes == passes
     predictor = Predictor.__new__(Predictor)  # its detector property alone, without loading a body model
-    predictor.config, predictor._detector = made["config"], None
+    predictor.config, predictor._detectors = made["config"], {}
     assert predictor.detector.kind == "ssdlite" and predictor.detector.score_threshold == 0.5
+    assert predictor.detector.passes == predictor.frame_detector.passes == ("flip", "turns")  # as asked, photos and video
+    predictor.config, predictor._detectors = pipeline.PredictorConfig(), {}
+    assert predictor.detector.passes == PASSES and predictor.frame_detector.passes == ()  # defaults: photos, video frames
 
 
 @pytest.mark.parametrize("view", ["flip", "left", "right"])

@@ -130,6 +130,37 @@ def test_a_rotated_phone_video_comes_out_upright(tmp_path):
     assert frame.pixels.shape == (64, 48, 3) and rows.min() >= 48 and cols.max() < 16  # top-left turned to bottom-left
 
 
+def test_video_frames_go_to_the_frame_detector(tmp_path):
+    """Frames are read by the predictor's frame detector (by default the whole image alone: the
+    tracker carries people, each view would be another network run per frame), never by the
+    photos' detector with its views."""
+    from types import SimpleNamespace
+
+    from cliffhmr.inference.sequence import read_people
+    from cliffhmr.perception.track import Tracker
+    from cliffhmr.timing import StageTimer
+
+    read = []
+
+    class Stub:  # what read_people asks of a Predictor
+        network = None
+
+        @property
+        def detector(self):
+            raise AssertionError("the photos' detector read a video frame")
+
+        def frame_detector(self, pixels):
+            read.append(pixels.shape)
+            return np.zeros((0, 5), np.float32)
+
+        def keypoints(self, pixels, boxes):
+            return SimpleNamespace(coco=np.zeros((0, 17, 3)), world=None)
+
+    clip = write_video(tmp_path / "c.mp4", [0.0, 0.1, 0.2], size=(64, 48))
+    frames, people, damage = read_people(Stub(), Reader(clip), FrameRange(), Tracker(), StageTimer())
+    assert read == [(48, 64, 3)] * 3 and len(frames) == 3 and people == [] and damage is None
+
+
 # --------------------------------------------------------------------------- the video path through the CLI
 
 

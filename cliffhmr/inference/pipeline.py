@@ -70,7 +70,9 @@ class PredictorConfig:
     rescale: float = crop.RESCALE_INFERENCE
     detector: str = "nanodet"  # cliffhmr.perception.detect kind: "nanodet" or the previous "ssdlite"
     detection_threshold: float | None = None  # None: the detector's own default
-    detection_passes: tuple[str, ...] = PASSES  # views read besides the whole image; (): one network run
+    # Views read besides the whole image; None: every view for photos, none for video frames (a
+    # tracker carries people from frame to frame, and each view is another network run per frame).
+    detection_passes: tuple[str, ...] | None = None
     fit_iterations: int = FitConfig.iterations  # at most: the fit stops once converged
     refine: bool = False  # with a checkpoint: fit the network's estimate to 2D keypoints in the full frame
     device: str = "cpu"
@@ -83,7 +85,8 @@ class PredictorConfig:
         threshold = self.detection_threshold  # None: the detector's own default
         if threshold is not None and not (_is_number(threshold) and 0 <= threshold <= 1):
             raise CliffError(f"detection threshold must be between 0 and 1, got {self.detection_threshold!r}")
-        self.detection_passes = check_passes(self.detection_passes)
+        if self.detection_passes is not None:
+            self.detection_passes = check_passes(self.detection_passes)
         if not (isinstance(self.fit_iterations, numbers.Integral) and self.fit_iterations >= 0):
             raise CliffError(f"fit iterations must be a whole number >= 0, got {self.fit_iterations!r}")
 
@@ -144,18 +147,28 @@ class Predictor:
                                         channels_last=cfg.engine.wants_channels_last(self.device))  # fmt: skip
             self.engine = Network(self.network, self.device, cfg.engine)
         self.body: BodyModel = load_body_model(cfg.body_model, device=cfg.device)
-        self._detector = None
+        self._detectors: dict[bool, object] = {}
         self._pose = None
 
     # Stage objects are built on first use: a run with user boxes never loads the detector.
     @property
     def detector(self):
-        if self._detector is None:
+        """The person detector for photos."""
+        return self._detector_for(video=False)
+
+    @property
+    def frame_detector(self):
+        """The person detector for video frames."""
+        return self._detector_for(video=True)
+
+    def _detector_for(self, video: bool):
+        if video not in self._detectors:
             from ..perception.detect import PersonDetector
 
             cfg = self.config
-            self._detector = PersonDetector(score_threshold=cfg.detection_threshold, kind=cfg.detector, passes=cfg.detection_passes)
-        return self._detector
+            passes = cfg.detection_passes if cfg.detection_passes is not None else () if video else PASSES
+            self._detectors[video] = PersonDetector(score_threshold=cfg.detection_threshold, kind=cfg.detector, passes=passes)
+        return self._detectors[video]
 
     @property
     def pose_estimator(self):

@@ -112,7 +112,7 @@ def read_people(predictor: Predictor, reader: Reader, chosen: FrameRange, tracke
     try:
         for frame in reader.frames(chosen):
             with timer("detection"):
-                boxes = predictor.detector(frame.pixels)
+                boxes = predictor.frame_detector(frame.pixels)
             with timer("keypoints"):
                 kp = predictor.keypoints(frame.pixels, boxes)
             with timer("tracking"):
