@@ -5,15 +5,18 @@ Every error is JSON, {"error": "one line"}, with a 4xx status for what the clien
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
+import re
 import secrets
 from pathlib import Path
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -30,8 +33,15 @@ from .work import Busy, Inputs, Limits, Results, TimedOut, Worker
 STATIC = Path(__file__).parent / "static"
 MEDIA_TYPES = {".npz": "application/octet-stream", ".json": "application/json", ".png": "image/png",
                ".obj": "text/plain", ".glb": "model/gltf-binary"}  # fmt: skip
-# The page and what it loads come from this server only (three.js is vendored under static/).
-PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; connect-src 'self' blob: data:; object-src 'none'; base-uri 'none'"
+
+
+def page_policy(html: str) -> str:
+    """The page's Content-Security-Policy: everything from this server only (three.js is vendored
+    under static/), and no inline script but the page's import map, allowed by its hash."""
+    import_map = re.search(r'<script type="importmap">(.*?)</script>', html, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
+    return (f"default-src 'self'; script-src 'self' 'sha256-{digest}'; img-src 'self' blob: data:; "
+            "connect-src 'self' blob: data:; object-src 'none'; base-uri 'none'")  # fmt: skip
 
 
 def create_app(predictor: Predictor, limits: Limits = Limits(), token: str | None = None) -> FastAPI:
@@ -94,9 +104,12 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), token: str | Non
     app.include_router(open_api)
     app.include_router(api)
 
+    html = (STATIC / "index.html").read_text()
+    policy = page_policy(html)
+
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
+    def page() -> HTMLResponse:
+        return HTMLResponse(html, headers={"Content-Security-Policy": policy})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
