@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import EXAMPLES, assert_one_line_error, child_env, run
+from conftest import EXAMPLES, assert_one_line_error, child_env, load_script, run
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'cliff-hmr[serve]')")
 
@@ -271,3 +271,13 @@ def test_help_does_not_import_the_server():
     code = "import sys, cliffhmr.cli as c; c.build_parser(); print(sorted(m for m in ('fastapi', 'uvicorn', 'torch') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_load_benchmark_counts_refusals_above_the_queue(tmp_path):
+    bench = load_script(Path(__file__).parents[1] / "benchmarks" / "serve_load.py")
+    args = ["--clients", "1,3", "--requests", "1", "--queue", "0", "--server-args", "--fit-iterations 20", "--out", str(tmp_path / "load")]
+    assert bench.main(args) == 0
+    one, three = json.loads((tmp_path / "load.json").read_text())["levels"]
+    assert (one["ok"], one["refused"], one["failed"]) == (1, 0, 0) and one["p50_s"] > 0
+    assert three["ok"] >= 1 and three["refused"] >= 1 and three["ok"] + three["refused"] == 3  # one place: the others refused
+    assert "| 3 | 3 |" in (tmp_path / "load.md").read_text()
