@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--queue", type=int, default=4, help="requests waiting behind the running one; more get 503 (default 4)")
     s.add_argument("--timeout", type=float, default=120, help="seconds a request may take, waiting included; then 504 (default 120)")
     s.add_argument("--keep-results", type=int, default=100, help="result folders kept, the oldest removed first (default 100)")
+    s.add_argument("--max-frames", type=int, default=900, help="frames a video job may process (default 900)")
     _add_model_arguments(s)
 
     sub.add_parser("train", help="train a CLIFF model (see docs/training.md)", add_help=False)
@@ -218,7 +219,7 @@ def serve_command(args) -> int:
     from .serve.work import Limits
 
     limits = Limits(max_upload_bytes=args.max_upload_mb * 2**20, max_pixels=args.max_megapixels * 1e6,
-                    queue=args.queue, timeout_s=args.timeout, keep_results=args.keep_results)  # fmt: skip
+                    queue=args.queue, timeout_s=args.timeout, keep_results=args.keep_results, max_frames=args.max_frames)  # fmt: skip
     return serve(lambda: _predictor(args, refine=False), args.host, args.port, limits, args.token)
 
 

@@ -224,8 +224,8 @@ def test_a_full_queue_answers_503_with_retry_after(server):
     assert health["queue"] == {"admitted": 0, "capacity": 2}
 
 
-def test_a_timeout_answers_504_drops_the_files_and_stopping_removes_the_folder(tmp_path):
-    server = Server(tmp_path, "--timeout", "0.2")
+def test_a_timeout_answers_504_drops_the_files_and_stopping_removes_the_folder(tmp_path, astronaut_clip):
+    server = Server(tmp_path, "--timeout", "0.2", "--max-frames", "3")
     try:
         root = server.results_root()
         status, _, body = request(server.url + "/v1/predict", files={"file": ("a.jpg", ASTRONAUT)}, token=None)
@@ -234,6 +234,10 @@ def test_a_timeout_answers_504_drops_the_files_and_stopping_removes_the_folder(t
             if json.loads(request(server.url + "/v1/health")[2])["queue"]["admitted"] == 0:
                 break
             time.sleep(0.1)
+        assert list(root.iterdir()) == []
+        status, _, body = request(server.url + "/v1/jobs", files={"file": ("clip.mp4", astronaut_clip[1].read_bytes())}, token=None)
+        state = wait_for_job(server, json.loads(body)["url"])  # a job is not held to the timeout, but to the frame limit
+        assert (state["state"], state["status"], state["progress"]["frames_read"]) == ("failed", 422, 3) and "3 frames" in state["error"]
         assert list(root.iterdir()) == []
     finally:
         code = server.stop()
@@ -271,6 +275,40 @@ def test_help_does_not_import_the_server():
     code = "import sys, cliffhmr.cli as c; c.build_parser(); print(sorted(m for m in ('fastapi', 'uvicorn', 'torch') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def wait_for_job(server, url: str) -> dict:
+    for _ in range(3000):
+        state = json.loads(request(server.url + url)[2])
+        if state["state"] in ("done", "failed"):
+            return state
+        time.sleep(0.1)
+    raise AssertionError(f"the job never ended: {state}")
+
+
+def test_a_video_job_tells_its_progress_and_equals_predicts_files(server, astronaut_clip):
+    frames, clip, out, _ = astronaut_clip  # `cliffhmr predict clip.mp4 --fit-iterations 60`
+    status, _, body = request(server.url + "/v1/jobs", files={"file": ("clip.mp4", clip.read_bytes())})
+    assert status == 202, body
+    state = wait_for_job(server, json.loads(body)["url"])
+    assert state["state"] == "done", state
+    assert state["progress"]["frames_read"] == state["frames_processed"] == len(frames) and state["video"] == "upload"
+    assert sorted(state["files"]) == sorted(p.name.replace("clip", "result") for p in out.iterdir() if p.name.startswith("clip"))
+    assert sorted(p.name for p in (server.results_root() / state["id"]).iterdir()) == sorted(state["files"])  # the upload is gone
+    expected = np.load(out / "clip.npz")
+    served = np.load(io.BytesIO(request(server.url + state["files"]["result.npz"])[2]))
+    for key in set(expected.files) - {"imgname"}:
+        np.testing.assert_allclose(served[key], expected[key], atol=1e-5, rtol=0, err_msg=key) if expected[key].dtype.kind == "f" else \
+            np.testing.assert_array_equal(served[key], expected[key], err_msg=key)  # fmt: skip
+
+    before = files_under(server.tmp)
+    status, _, body = request(server.url + "/v1/jobs", files={"file": ("clip.mp4", b"\x00\x00\x00\x18ftypmp42 cut off")})
+    state = wait_for_job(server, json.loads(body)["url"])
+    assert (state["state"], state["status"]) == ("failed", 422) and "upload" in state["error"], state
+    status, _, body = request(server.url + "/v1/jobs", fields={"every": "0"}, files={"file": ("clip.mp4", clip.read_bytes())})
+    assert status == 422 and "every" in json.loads(body)["error"]
+    assert files_under(server.tmp) == before
+    assert request(server.url + "/v1/jobs/" + "0" * 32)[0] == 404
 
 
 def test_the_load_benchmark_counts_refusals_above_the_queue(tmp_path):

@@ -27,12 +27,14 @@ from ..geometry.camera import Intrinsics, check_focal
 from ..inference.export import json_text
 from ..inference.outputs import result_arrays, summary
 from ..inference.pipeline import Predictor
+from ..inference.video import FrameRange
 from ..perception.image import TooManyPixels
+from .jobs import Jobs, VideoInputs
 from .work import Busy, Inputs, Limits, Results, TimedOut, Worker
 
 STATIC = Path(__file__).parent / "static"
-MEDIA_TYPES = {".npz": "application/octet-stream", ".json": "application/json", ".png": "image/png",
-               ".obj": "text/plain", ".glb": "model/gltf-binary"}  # fmt: skip
+MEDIA_TYPES = {".npz": "application/octet-stream", ".json": "application/json", ".png": "image/png", ".obj": "text/plain",
+               ".glb": "model/gltf-binary", ".mp4": "video/mp4", ".bvh": "text/plain"}  # fmt: skip
 
 
 def page_policy(html: str) -> str:
@@ -48,6 +50,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), token: str | Non
     """The server around one loaded `Predictor`; with `token`, every /v1 route but health asks for it."""
     results = Results(limits.keep_results)
     worker = Worker(predictor, limits, results)
+    jobs = Jobs(worker, results, limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -94,6 +97,30 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), token: str | Non
         body = {"id": result_id, **summary(result), "arrays": arrays, "files": files}
         return Response(json_text(body, indent=None), media_type="application/json")
 
+    @api.post("/jobs", status_code=202, summary="Queue a video: people followed and fitted smoothly; GET /v1/jobs/{id} for progress and files")
+    async def submit_job(
+        file: UploadFile = File(..., description="the video (MP4, MOV, WebM, MKV, AVI; told by its content, not its name)"),
+        every: int = Form(1, description="process every N-th frame of those chosen"),
+        start: float = Form(0.0, description="first time to process, seconds"),
+        end: float | None = Form(None, description="process frames before this time, seconds (default: to the end)"),
+        intrinsics: str | None = Form(None, description="fx,fy,cx,cy in pixels"),
+        focal: float | None = Form(None, description="focal length in pixels (default: the frame's diagonal)"),
+        fit_iterations: int | None = Form(None, description=f"most steps of each fit, 0 to {limits.max_fit_iterations}"),
+        render: bool = Form(True, description="draw the overlay video"),
+        meshes: bool = Form(True, description="write each track's animated GLB and BVH"),
+    ) -> dict:
+        inputs = VideoInputs(await file.read(), FrameRange(every, start, end), _intrinsics(intrinsics),
+                             None if focal is None else check_focal(focal), _iterations(fit_iterations, limits), render, meshes)  # fmt: skip
+        job = jobs.submit(inputs)
+        return {"id": job.id, "state": job.state, "url": f"/v1/jobs/{job.id}"}
+
+    @api.get("/jobs/{job_id}", summary="A video job: its state and progress; when done, the video's summary and its files")
+    def job_state(job_id: str) -> Response:
+        job = jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, "no such job (jobs are remembered for a while, then forgotten)")
+        return Response(json_text(job.view(), indent=None), media_type="application/json")
+
     @api.get("/results/{result_id}/{name}", summary="A file of a prediction: npz, json, overlay and side PNGs, GLB and OBJ meshes")
     def result_file(result_id: str, name: str) -> FileResponse:
         path = results.file(result_id, name)
@@ -139,6 +166,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException):
         return _error(e.status_code, str(e.detail), e.headers)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, e: Exception):  # logged by the server with its traceback
+        return _error(500, "internal error (the server's log has its traceback)")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError):

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,13 +25,13 @@ import numpy as np
 
 from ..errors import CliffError
 from ..geometry.camera import Intrinsics
-from ..inference.outputs import IMAGE_FILES, write_outputs
+from ..inference.outputs import IMAGE_FILES, VIDEO_FILES, write_outputs
 from ..inference.pipeline import ImageResult, Predictor
 from ..perception.image import decode_image
 
 RESULT_STEM = "result"
 RESULT_ID = re.compile(r"[0-9a-f]{32}")
-RESULT_FILE = re.compile(rf"{RESULT_STEM}{IMAGE_FILES}")
+RESULT_FILE = re.compile(rf"{RESULT_STEM}({IMAGE_FILES}|{VIDEO_FILES})")
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,10 @@ class Limits:
     timeout_s: float = 120.0  # from admission to the answer, waiting included
     keep_results: int = 100  # result folders kept; the oldest go first
     max_fit_iterations: int = 1000
+    max_frames: int = 900  # frames a video job may process
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "keep_results", "max_fit_iterations", "timeout_s"):
+        for name in ("max_upload_bytes", "max_pixels", "keep_results", "max_fit_iterations", "max_frames", "timeout_s"):
             value, least = getattr(self, name), 0.01 if name == "timeout_s" else 1
             if not (isinstance(value, (int, float)) and least <= value < math.inf):  # NaN too
                 raise CliffError(f"{name.replace('_', ' ')} must be a number from {least:g} up, got {value!r}")
@@ -129,15 +130,21 @@ class Worker:
     def capacity(self) -> int:
         return 1 + self.limits.queue
 
-    async def run(self, inputs: Inputs) -> tuple[str, ImageResult, list[Path]]:
-        """Predict and write one request's files -> (result id, result, files written)."""
+    def submit(self, fn, *args) -> Future:
+        """Admit `fn(*args)` (`Busy` when every place is taken) and run it on the prediction thread.
+        Called from the event loop, which alone counts the places."""
         if self.admitted >= self.capacity:
             raise Busy(max(1, math.ceil(self.seconds)))
         self.admitted += 1
         loop = asyncio.get_running_loop()
-        abandoned = threading.Event()
-        job = self._executor.submit(self._predict, inputs, abandoned)
+        job = self._executor.submit(fn, *args)
         job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+        return job
+
+    async def run(self, inputs: Inputs) -> tuple[str, ImageResult, list[Path]]:
+        """Predict and write one request's files -> (result id, result, files written)."""
+        abandoned = threading.Event()
+        job = self.submit(self._predict, inputs, abandoned)
         try:
             # Cancelling the wrapper cancels a job still waiting; a running one sees `abandoned`.
             return await asyncio.wait_for(asyncio.wrap_future(job), self.limits.timeout_s)
@@ -154,11 +161,7 @@ class Worker:
     def _predict(self, inputs: Inputs, abandoned: threading.Event):
         start = time.perf_counter()
         image = decode_image(inputs.data, "upload", self.limits.max_pixels)
-        predictor = self.predictor
-        if inputs.fit_iterations is not None:
-            predictor = copy.copy(predictor)  # the same models; only this request's settings differ
-            predictor.config = replace(predictor.config, fit_iterations=inputs.fit_iterations)
-        result = predictor(image, boxes=inputs.boxes, intrinsics=inputs.intrinsics, focal=inputs.focal,
+        result = self.predictor_for(inputs.fit_iterations)(image, boxes=inputs.boxes, intrinsics=inputs.intrinsics, focal=inputs.focal,
                            keypoints=inputs.keypoints, keypoints_source="keypoints field")  # fmt: skip
         result_id, folder = self.results.new()
         try:
@@ -172,6 +175,13 @@ class Worker:
         self.results.publish(result_id)
         self.seconds = 0.8 * self.seconds + 0.2 * (time.perf_counter() - start)
         return result_id, result, written
+
+    def predictor_for(self, fit_iterations: int | None) -> Predictor:
+        if fit_iterations is None:
+            return self.predictor
+        predictor = copy.copy(self.predictor)  # the same models; only this request's settings differ
+        predictor.config = replace(predictor.config, fit_iterations=fit_iterations)
+        return predictor
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
