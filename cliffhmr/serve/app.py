@@ -89,6 +89,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), token: str | Non
         render: bool = Form(True, description="draw the overlay and side-view PNGs"),
         meshes: bool = Form(True, description="write the GLB and OBJ meshes"),
     ) -> Response:
+        worker.check_room()
         inputs = Inputs(await file.read(), _boxes(boxes), _keypoints(keypoints), _intrinsics(intrinsics),
                         None if focal is None else check_focal(focal), _iterations(fit_iterations, limits), render, meshes)  # fmt: skip
         result_id, result, written = await worker.run(inputs)
@@ -109,6 +110,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), token: str | Non
         render: bool = Form(True, description="draw the overlay video"),
         meshes: bool = Form(True, description="write each track's animated GLB and BVH"),
     ) -> dict:
+        worker.check_room()
         inputs = VideoInputs(await file.read(), FrameRange(every, start, end), _intrinsics(intrinsics),
                              None if focal is None else check_focal(focal), _iterations(fit_iterations, limits), render, meshes)  # fmt: skip
         job = jobs.submit(inputs)

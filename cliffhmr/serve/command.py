@@ -12,6 +12,7 @@ from ..errors import CliffError
 from .work import Limits
 
 EXTRA = ("fastapi", "uvicorn", "multipart")  # multipart: python-multipart, FastAPI's form parser
+CONNECTIONS = 64
 
 
 def check_extra() -> None:
@@ -61,6 +62,9 @@ def serve(predictor_factory, host: str, port: int, limits: Limits, token: str | 
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"cliffhmr: serving on http://{shown}:{port}/ (API under /v1, OpenAPI at /v1/openapi.json; Ctrl-C stops)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    # A backstop for connections at once (each may hold an upload being received): beyond it
+    # uvicorn answers 503 itself, before the application's JSON refusals.
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, limit_concurrency=CONNECTIONS)
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return 0

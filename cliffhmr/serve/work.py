@@ -130,11 +130,15 @@ class Worker:
     def capacity(self) -> int:
         return 1 + self.limits.queue
 
+    def check_room(self) -> None:
+        """`Busy` when every place is taken: called before an upload is read into memory, too."""
+        if self.admitted >= self.capacity:
+            raise Busy(max(1, math.ceil(self.seconds)))
+
     def submit(self, fn, *args) -> Future:
         """Admit `fn(*args)` (`Busy` when every place is taken) and run it on the prediction thread.
         Called from the event loop, which alone counts the places."""
-        if self.admitted >= self.capacity:
-            raise Busy(max(1, math.ceil(self.seconds)))
+        self.check_room()
         self.admitted += 1
         loop = asyncio.get_running_loop()
         job = self._executor.submit(fn, *args)
