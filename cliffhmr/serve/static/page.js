@@ -60,6 +60,7 @@ function startViewer() {
 }
 
 async function showMeshes(paths) {
+  if (!viewer.renderer) return;
   const loader = new GLTFLoader();
   viewer.group.clear();
   for (const path of paths) {
@@ -134,4 +135,9 @@ $('file').addEventListener('change', () => { if ($('file').files.length) predict
 $('token').value = sessionStorage.getItem('cliffhmr-token') || '';
 $('token').addEventListener('change', () => sessionStorage.setItem('cliffhmr-token', $('token').value));
 fetch('/v1/health').then((r) => r.json()).then((health) => { $('token-row').hidden = !health.token_required; });
-startViewer();
+try {
+  startViewer();
+} catch (error) { // no WebGL here: the pictures and downloads still work
+  viewer.renderer = null;
+  $('viewer').textContent = `No 3D viewer in this browser (${error.message})`;
+}
