@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -164,14 +163,16 @@ def test_bad_uploads_are_refused_in_json_and_leave_nothing_behind(server):
         "too many fit steps": (request(url, fields={"fit_iterations": "99999"}, files={"file": ("a.jpg", ASTRONAUT)}), 422, "fit_iterations"),
         "half a camera": (request(url, fields={"intrinsics": "500,500"}, files={"file": ("a.jpg", ASTRONAUT)}), 422, "intrinsics"),
         "a NaN focal": (request(url, fields={"focal": "nan"}, files={"file": ("a.jpg", ASTRONAUT)}), 422, "focal"),
-        "too large": (request(url, files={"file": ("big.jpg", ASTRONAUT + os.urandom(3 * 2**20))}), 413, "2 MiB limit"),
     }  # fmt: skip
     for what, ((status, headers, body), expected, text) in cases.items():
         assert status == expected, (what, body)
         assert headers["Content-Type"] == "application/json" and text in json.loads(body)["error"], (what, body)
     head = f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n".encode()
-    status, answer = raw_post(server.port, head + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 99999999\r\n\r\n")
-    assert status == 413 and "limit" in answer["error"]  # refused on its declared length, before the body
+    # Refused on its declared length, before the body: curl asks first (Expect: 100-continue) and
+    # sends nothing more; a client that sends the body regardless may see the connection reset.
+    for expect in (b"", b"Expect: 100-continue\r\n"):
+        status, answer = raw_post(server.port, head + expect + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 3145728\r\n\r\n")
+        assert status == 413 and "2 MiB limit" in answer["error"]
     chunked = head + b"Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n"
     part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
     status, answer = raw_post(server.port, chunked, [part, *[b"x" * 65536] * 40])  # 2.5 MiB, no length declared
