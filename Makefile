@@ -20,12 +20,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cliffhmr predict examples --out out --profile
 
-# Headless Chromium opens the annotator's review page in tests/test_review.py. Installed once
-# where apt can (root, Debian); elsewhere that test skips and says why.
+# Headless Chromium opens the annotator's review page (tests/test_review.py) and the server's page
+# (tests/test_serve_page.py). Installed once where apt can (root, Debian); elsewhere those tests
+# skip and say why.
 test: $(STAMP)
 	@[ -x /usr/bin/chromium ] || { command -v apt-get >/dev/null && apt-get update -q >/dev/null 2>&1 && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
-		echo "chromium not installed (no apt or no root): tests/test_review.py will skip its page test"
+		echo "chromium not installed (no apt or no root): tests/test_review.py and tests/test_serve_page.py will skip their page tests"
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -1,4 +1,4 @@
-"""`cliffhmr` command line: predict, annotate, review, export, train, eval, convert.
+"""`cliffhmr` command line: predict, annotate, review, export, serve, train, eval, convert.
 
 Expected mistakes (a `CliffError`) print one line and exit with code 2.
 """
@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=["onnx"], default="onnx", help="the only format so far: onnx (opset 18, dynamic batch)")
     e.add_argument("--backbone", choices=["res50", "hr48"], help="check the checkpoint holds this backbone (default: detect)")
 
+    s = sub.add_parser("serve", help="a local web server: a REST API under /v1 and a page at / (pip install 'cliff-hmr[serve]')")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one, printed)")
+    s.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on /v1 (all but /v1/health); default: env CLIFFHMR_TOKEN")
+    s.add_argument("--max-upload-mb", type=float, default=20, help="largest request body, MiB (default 20)")
+    s.add_argument("--max-megapixels", type=float, default=40, help="largest image, read from its header before decoding (default 40)")
+    s.add_argument("--queue", type=int, default=4, help="requests waiting behind the running one; more get 503 (default 4)")
+    s.add_argument("--timeout", type=float, default=120, help="seconds a request may take, waiting included; then 504 (default 120)")
+    s.add_argument("--keep-results", type=int, default=100, help="result folders kept, the oldest removed first (default 100)")
+    s.add_argument("--max-frames", type=int, default=900, help="frames a video job may process (default 900)")
+    _add_model_arguments(s)
+
     sub.add_parser("train", help="train a CLIFF model (see docs/training.md)", add_help=False)
     sub.add_parser("eval", help="evaluate a checkpoint on 3DPW / H36M / AGORA / synthetic data", add_help=False)
     sub.add_parser("convert", help="official dataset downloads (3DPW) -> npz annotation files", add_help=False)
@@ -97,22 +109,27 @@ def _add_input_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     """What predict and annotate share: the photos, the models, boxes and camera."""
     p.add_argument("input", help="an image file or a folder of images (predict: or a video file)")
     p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--boxes", help='JSON {"image.jpg": [[x1, y1, x2, y2, score], ...]}; default: detect people')
+    p.add_argument("--keypoints", help="2D keypoints instead of BlazePose's: a COCO-format JSON (results or annotations, "
+                   "any number of images), or OpenPose JSON (single image)")  # fmt: skip
+    cam = p.add_mutually_exclusive_group()
+    cam.add_argument("--focal", type=_parse_focal, help="focal length in pixels (default: EXIF, else the image diagonal)")
+    cam.add_argument("--intrinsics", type=_parse_intrinsics, help="fx,fy,cx,cy in pixels")
+    _add_model_arguments(p)
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The models and how they run: what `_predictor` reads (predict, annotate, serve)."""
     p.add_argument("--checkpoint", help="a CLIFF checkpoint (official .pt, ours, or a `cliffhmr export`ed .onnx, run in onnxruntime); needs --smpl. "
                    "Default: keypoints + fitting")  # fmt: skip
     p.add_argument("--backbone", choices=["res50", "hr48"], help="check the checkpoint holds this backbone (default: detect)")
     p.add_argument("--smpl", help="SMPL model file (.pkl/.npz) or folder; default body model: Anny")
-    p.add_argument("--boxes", help='JSON {"image.jpg": [[x1, y1, x2, y2, score], ...]}; default: detect people')
     p.add_argument("--detector", choices=["nanodet", "ssdlite"], default="nanodet",
                    help="person detector when no --boxes are given (default: nanodet; ssdlite: the previous one)")
     p.add_argument("--detection-passes", type=_parse_passes, metavar="LIST",
                    help="views of each image the detector reads besides the whole image, comma-separated from flip,tiles,turns "
                         "(default: all three for photos, none for video frames; none: the whole image alone, one network run "
                         "instead of seven, fewer people found)")  # fmt: skip
-    p.add_argument("--keypoints", help="2D keypoints instead of BlazePose's: a COCO-format JSON (results or annotations, "
-                   "any number of images), or OpenPose JSON (single image)")  # fmt: skip
-    cam = p.add_mutually_exclusive_group()
-    cam.add_argument("--focal", type=_parse_focal, help="focal length in pixels (default: EXIF, else the image diagonal)")
-    cam.add_argument("--intrinsics", type=_parse_intrinsics, help="fx,fy,cx,cy in pixels")
     p.add_argument("--fit-iterations", type=int, default=None,
                    help="most optimisation steps of the full-frame fit (it stops earlier once converged)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -144,7 +161,7 @@ def _run(argv: list[str]) -> int:
 
             return convert_main(argv[1:])
         args = build_parser().parse_args(argv)
-        commands = {"annotate": annotate_command, "review": review_command, "export": export_command}
+        commands = {"annotate": annotate_command, "review": review_command, "export": export_command, "serve": serve_command}
         return commands.get(args.command, predict_command)(args)
     except CliffError as e:
         print(f"cliffhmr: error: {e}", file=sys.stderr)
@@ -210,6 +227,15 @@ def video_command(args) -> int:
         print(f"cliffhmr: error: {result.damage}; the results hold the {len(result.frames)} frames before it", file=sys.stderr)
         return 2
     return 0
+
+
+def serve_command(args) -> int:
+    from .serve.command import serve
+    from .serve.work import Limits
+
+    limits = Limits(max_upload_bytes=args.max_upload_mb * 2**20, max_pixels=args.max_megapixels * 1e6,
+                    queue=args.queue, timeout_s=args.timeout, keep_results=args.keep_results, max_frames=args.max_frames)  # fmt: skip
+    return serve(lambda: _predictor(args, refine=False), args.host, args.port, limits, args.token)
 
 
 def export_command(args) -> int:

@@ -52,7 +52,12 @@ def png_bytes(image: np.ndarray) -> bytes:
 def save_json(path: str | Path, data) -> None:
     """Strict JSON: a non-finite number (a failed fit's NaN, a metric over no samples) is
     written as null; NaN and Infinity are not JSON, and strict parsers reject them."""
-    write_text_atomic(path, json.dumps(_plain(data), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(path, json_text(data) + "\n")
+
+
+def json_text(data, indent: int | None = 2) -> str:
+    """`data` (numpy arrays and values, paths, NaN included) as strict JSON text, as `save_json` writes it."""
+    return json.dumps(_plain(data), indent=indent, allow_nan=False)
 
 
 def _plain(obj):

@@ -107,7 +107,7 @@ def read_people(predictor: Predictor, reader: Reader, chosen: FrameRange, tracke
                 o.network = Estimate(est.rotmat[i : i + 1], est.betas[i : i + 1], est.transl[i : i + 1])
         waiting.clear()
 
-    total = _expected_frames(reader.info, chosen)
+    total = expected_frames(reader.info, chosen)
     bar = tqdm(total=total, desc="read", unit="frame", disable=None if progress else True, leave=False)
     try:
         for frame in reader.frames(chosen):
@@ -138,8 +138,8 @@ def read_people(predictor: Predictor, reader: Reader, chosen: FrameRange, tracke
     return frames, observations, damage or reader.truncated
 
 
-def _expected_frames(info: VideoInfo, chosen: FrameRange) -> int | None:
-    """About how many frames `chosen` takes (for the progress bar)."""
+def expected_frames(info: VideoInfo, chosen: FrameRange) -> int | None:
+    """About how many frames `chosen` takes (for progress bars), or None when the video does not say."""
     if not info.duration:
         return None
     end = min(info.duration, chosen.end) if chosen.end is not None else info.duration

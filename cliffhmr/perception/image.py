@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -45,7 +46,11 @@ logging.getLogger("PIL").addHandler(logging.NullHandler())
 MAX_PIXELS = 100_000_000  # above any camera's photo; PIL only warns from 89 MP and refuses from 179 MP
 
 
-def load_image(source: str | Path | np.ndarray) -> LoadedImage:
+class TooManyPixels(CliffError):
+    """An image whose header declares more pixels than the limit: refused before decoding."""
+
+
+def load_image(source: str | Path | np.ndarray, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """A path or an array -> upright 8-bit RGB.
 
     Arrays may be (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16 or float in [0, 1].
@@ -57,30 +62,43 @@ def load_image(source: str | Path | np.ndarray) -> LoadedImage:
     path = Path(source)
     if not path.is_file():
         raise CliffError(f"{path}: no such image file")
+    pixels, focal = _decode(path, path, max_pixels)
+    return LoadedImage(pixels, path, focal)
+
+
+def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> LoadedImage:
+    """An image file's bytes (an upload) -> upright 8-bit RGB, as `load_image` reads a file; `name`
+    stands for the file in error messages. The format is read from the bytes, never from a name."""
+    pixels, focal = _decode(io.BytesIO(data), name, max_pixels)
+    return LoadedImage(pixels, None, focal)
+
+
+def _decode(source, name, max_pixels: int) -> tuple[np.ndarray, float | None]:
+    """(pixels, EXIF 35 mm focal length) of a file or file object; `name` names it in errors."""
     try:
         # PIL warns of a bomb from 89 MP (our own limit below decides) and of damage it reads
         # past (a TIFF tag beyond the file's end): a warning would be a second line on stderr.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module=r"PIL\.")
-            im = Image.open(path)
+            im = Image.open(source)
             with im:
                 w, h = im.size  # from the header: refuse before decoding (a 100000 x 100000 PNG is 30 GB)
-                if w * h > MAX_PIXELS:
-                    raise CliffError(f"{path}: {w}x{h} pixels is more than the {MAX_PIXELS / 1e6:.0f}-megapixel limit")
+                if w * h > max_pixels:
+                    raise TooManyPixels(f"{name}: {w}x{h} pixels is more than the {max_pixels / 1e6:.0f}-megapixel limit")
                 im.load()
-                focal = _exif_focal_35mm(im, path)
+                focal = _exif_focal_35mm(im, name)
                 im = ImageOps.exif_transpose(im)
                 pixels = _pil_to_rgb8(im)
     except UnidentifiedImageError:
-        raise CliffError(f"{path}: not a readable image (unknown or corrupt format)") from None
+        raise CliffError(f"{name}: not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise CliffError(f"{path}: not a readable image ({e})") from None
+        raise CliffError(f"{name}: not a readable image ({e})") from None
     if pixels.shape[0] < 8 or pixels.shape[1] < 8:
-        raise CliffError(f"{path}: image is too small ({pixels.shape[1]}x{pixels.shape[0]})")
-    return LoadedImage(pixels, path, focal)
+        raise CliffError(f"{name}: image is too small ({pixels.shape[1]}x{pixels.shape[0]})")
+    return pixels, focal
 
 
-def _exif_focal_35mm(im: Image.Image, path: Path) -> float | None:
+def _exif_focal_35mm(im: Image.Image, path: str | Path) -> float | None:
     try:
         value = im.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_35MM)
         value = float(value) if value is not None else None
