@@ -27,11 +27,11 @@ person cut by the tile and is dropped (the whole image or the other tile sees th
 ``turns``: the image turned a quarter each way, so a person lying across the image stands
 upright for the network; the network also reads upright people in turned images as lying
 shapes, so these boxes need a higher score (`TURNED_MARGIN`). The whole image's boxes go first
-in the NMS: the views add people, they do not move the boxes of those it found. On ``benchmarks/detection.py``
-the passes lift real recall from 48 to 50 of 52 people at 2 false positives in 29 images (NMS
-IoU 0.4: the views' boxes of one person differ more than one view's do), and composites over
-10% of the frame from 44% to 73% (people lying: 8% -> 50%), for seven network runs instead of
-one.
+in the NMS: the views add people, they do not move the boxes of those it found. On
+``benchmarks/detection.py`` the passes lift real recall from 48 to 50 of 52 people at 2 false
+positives in 29 images (NMS IoU 0.4: the views' boxes of one person differ more than one view's
+do), and composites over 10% of the frame from 44% to 73% (people lying: 8% -> 50%), for seven
+network runs instead of one.
 """
 
 from __future__ import annotations
@@ -254,12 +254,12 @@ class PersonDetector:
                 b, s = self._raw(np.ascontiguousarray(window))
                 b[:, [axis, axis + 2]] += start
                 margin = TILE_EDGE * tile
-                whole = np.ones(len(s), bool)
+                uncut = np.ones(len(s), bool)
                 if start > 0:
-                    whole &= b[:, axis] > start + margin
+                    uncut &= b[:, axis] > start + margin
                 if start + tile < length:
-                    whole &= b[:, axis + 2] < start + tile - margin
-                found.append((b[whole], s[whole]))
+                    uncut &= b[:, axis + 2] < start + tile - margin
+                found.append((b[uncut], s[uncut]))
         if "turns" in self.passes:
             for view in ("left", "right"):
                 b, s = self._raw(view_image(image, view))
