@@ -36,7 +36,7 @@ def _parse_passes(text: str) -> tuple[str, ...]:
 
 
 def _passes(args) -> dict:
-    """--detection-passes as config keywords; not given: the configs' default (every pass)."""
+    """--detection-passes as config keywords; not given: the configs' own defaults (photos: every view, video frames: none)."""
     return {} if args.detection_passes is None else {"detection_passes": args.detection_passes}
 
 
