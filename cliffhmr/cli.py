@@ -22,11 +22,7 @@ def _parse_focal(text: str) -> float:
 def _parse_intrinsics(text: str):
     from .geometry.camera import Intrinsics
 
-    try:
-        fx, fy, cx, cy = (float(x) for x in text.split(","))
-    except ValueError:
-        raise CliffError(f"--intrinsics takes fx,fy,cx,cy in pixels, got {text!r}") from None
-    return Intrinsics(fx, fy, cx, cy)  # which refuses values no camera has (NaN, focal lengths <= 0, 1e154)
+    return Intrinsics.parse(text, "--intrinsics")
 
 
 def _parse_passes(text: str) -> tuple[str, ...]:

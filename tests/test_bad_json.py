@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cliffhmr.errors import CliffError
 from cliffhmr.geometry.camera import Intrinsics, check_focal
-from cliffhmr.perception.image import load_boxes_file
+from cliffhmr.perception.image import box_rows, load_boxes_file
 from cliffhmr.perception.crop import box_to_center_scale, validate_boxes
 from cliffhmr.perception.keypoint_files import load_keypoints_file
 from cliffhmr.inference.pipeline import PredictorConfig, _keypoint_boxes
@@ -74,6 +74,16 @@ def test_boxes_files_give_finite_boxes_in_the_image_or_one_line(tmp_path, data):
         center, scale = box_to_center_scale(torch.from_numpy(checked[:, :4]))
         assert torch.isfinite(center).all() and (scale > 0).all() and torch.isfinite(scale).all()
 
+
+
+def test_box_rows_fill_the_score_and_refuse_other_shapes():
+    """The one reading of a box list (boxes files, the server's form field)."""
+    np.testing.assert_array_equal(box_rows([[1, 2, 3, 4], [5, 6, 7, 8, 0.5]], "b"), [[1, 2, 3, 4, 1], [5, 6, 7, 8, 0.5]])
+    assert box_rows([], "b").shape == (0, 5)
+    for bad, message in (([[1, 2, 3]], "b must be a list of"), ([[1, 2, 3, 4, 5, 6]], "b must be a list of"),
+                         ({"x": 1}, "b must be a list of"), ([[1, 2, 3, "x"]], "b holds non-numeric")):  # fmt: skip
+        with pytest.raises(CliffError, match=message):
+            box_rows(bad, "b")
 
 PERSON = st.lists(NUMBERS, min_size=51, max_size=51)
 KEYPOINT_FILES = st.one_of(

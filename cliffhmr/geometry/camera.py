@@ -92,6 +92,15 @@ class Intrinsics:
         return cls(f, f, width / 2.0, height / 2.0)
 
     @classmethod
+    def parse(cls, text: str, what: str = "intrinsics") -> "Intrinsics":
+        """"fx,fy,cx,cy" in pixels (a flag's or a form field's text, named `what` in errors)."""
+        try:
+            fx, fy, cx, cy = (float(x) for x in text.split(","))
+        except ValueError:
+            raise CliffError(f"{what} takes fx,fy,cx,cy in pixels, got {text[:100]!r}") from None
+        return cls(fx, fy, cx, cy)  # which refuses values no camera has (NaN, focal lengths <= 0, 1e154)
+
+    @classmethod
     def from_focal(cls, focal: float, width: int, height: int) -> "Intrinsics":
         return cls(focal, focal, width / 2.0, height / 2.0)
 

@@ -189,16 +189,19 @@ def load_boxes_file(path: str | Path) -> dict[str, np.ndarray]:
     data = read_json_file(path, "boxes file")
     if not isinstance(data, dict):
         raise CliffError(f'{path}: expected an object {{"image.jpg": [[x1, y1, x2, y2, score], ...]}}')
-    out = {}
-    for name, boxes in data.items():
-        if not isinstance(boxes, list) or not all(isinstance(b, list) and len(b) in (4, 5) for b in boxes):
-            raise CliffError(f"{path}: entry {name!r} must be a list of [x1, y1, x2, y2] or [x1, y1, x2, y2, score]")
-        try:
-            # float64: 1e39 stays a number for validate_boxes to refuse, not an overflow warning
-            out[name] = np.asarray([[*b, 1.0] if len(b) == 4 else b for b in boxes], dtype=np.float64).reshape(-1, 5)
-        except (TypeError, ValueError):
-            raise CliffError(f"{path}: entry {name!r} holds non-numeric box values") from None
-    return out
+    return {name: box_rows(boxes, f"{path}: entry {name!r}") for name, boxes in data.items()}
+
+
+def box_rows(rows, where: str) -> np.ndarray:
+    """JSON [[x1, y1, x2, y2(, score)], ...] -> (N, 5) float64, score 1 where left out; `where`
+    names the list in errors."""
+    if not isinstance(rows, list) or not all(isinstance(b, list) and len(b) in (4, 5) for b in rows):
+        raise CliffError(f"{where} must be a list of [x1, y1, x2, y2] or [x1, y1, x2, y2, score]")
+    try:
+        # float64: 1e39 stays a number for validate_boxes to refuse, not an overflow warning
+        return np.asarray([[*b, 1.0] if len(b) == 4 else b for b in rows], dtype=np.float64).reshape(-1, 5)
+    except (TypeError, ValueError):
+        raise CliffError(f"{where} holds non-numeric box values") from None
 
 
 def boxes_for(boxes: dict[str, np.ndarray], image_path: Path) -> np.ndarray | None:

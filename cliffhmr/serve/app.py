@@ -28,7 +28,7 @@ from ..inference.export import json_text
 from ..inference.outputs import result_arrays, summary
 from ..inference.pipeline import Predictor
 from ..inference.video import FrameRange
-from ..perception.image import TooManyPixels
+from ..perception.image import TooManyPixels, box_rows
 from .jobs import Jobs, VideoInputs
 from .work import Busy, Inputs, Limits, Results, TimedOut, Worker
 
@@ -216,13 +216,7 @@ def _json_field(name: str, text: str):
 def _boxes(text: str | None) -> np.ndarray | None:
     if text is None:
         return None
-    rows = _json_field("boxes", text)
-    if not isinstance(rows, list) or not all(isinstance(b, list) and len(b) in (4, 5) for b in rows):
-        raise CliffError("boxes: expected [[x1, y1, x2, y2, score], ...] in pixels (score optional)")
-    try:  # float64: 1e39 stays a number for the pipeline's check to refuse
-        return np.asarray([[*b, 1.0] if len(b) == 4 else b for b in rows], np.float64).reshape(-1, 5)
-    except (TypeError, ValueError):
-        raise CliffError("boxes: the values must be numbers") from None
+    return box_rows(_json_field("boxes", text), "boxes")
 
 
 def _keypoints(text: str | None) -> np.ndarray | None:
@@ -237,11 +231,7 @@ def _keypoints(text: str | None) -> np.ndarray | None:
 def _intrinsics(text: str | None) -> Intrinsics | None:
     if text is None:
         return None
-    try:
-        fx, fy, cx, cy = (float(x) for x in text.split(","))
-    except ValueError:
-        raise CliffError(f"intrinsics: fx,fy,cx,cy in pixels, got {text[:100]!r}") from None
-    return Intrinsics(fx, fy, cx, cy)
+    return Intrinsics.parse(text)
 
 
 def _iterations(value: int | None, limits: Limits) -> int | None:
