@@ -223,19 +223,25 @@ def _lambert(verts, faces, face, u, v, fx, fy, cx, cy) -> torch.Tensor:
     return (AMBIENT + (1 - AMBIENT) * (n @ LIGHT.float()).clamp_min(0)).double()
 
 
-def _render(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors):
-    """Shaded colours of all meshes -> rgb (H, W, 3) float in 0..255 and coverage mask (H, W).
-    Drawn by OpenGL where `render_gl` can (CLIFFHMR_RENDERER: auto, the default; gl; software)."""
+def _use_gl(height: int, width: int) -> bool:
+    """Whether OpenGL draws (`render_gl`; CLIFFHMR_RENDERER: auto, the default; gl; software)."""
     choice = os.environ.get("CLIFFHMR_RENDERER", "auto")
     if choice not in ("auto", "gl", "software"):
         raise ValueError(f"CLIFFHMR_RENDERER must be auto, gl or software, got {choice!r}")
-    if choice != "software":
-        from . import render_gl
+    if choice == "software":
+        return False
+    from . import render_gl
 
-        if render_gl.available() and max(height, width) <= render_gl.max_size():
-            return render_gl.render(height, width, meshes, faces, fx, fy, cx, cy, colors, NEAR)
-        if choice == "gl":
-            raise RuntimeError(f"CLIFFHMR_RENDERER=gl, but OpenGL cannot draw here ({render_gl.why_not()})")
+    if render_gl.available() and max(height, width) <= render_gl.max_size():
+        return True
+    if choice == "gl":
+        raise RuntimeError(f"CLIFFHMR_RENDERER=gl, but OpenGL cannot draw here ({render_gl.why_not()})")
+    return False
+
+
+def _render(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors):
+    """Shaded colours of all meshes, by the software rasteriser -> rgb (H, W, 3) float in 0..255
+    and coverage mask (H, W)."""
     verts, all_faces, offsets = scene(meshes, faces)
     _, face = _zbuffer(verts, all_faces, height, width, fx, fy, cx, cy)
     mask = face >= 0
@@ -262,6 +268,10 @@ def render_overlay(
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if _use_gl(*image.shape[:2]):
+        from . import render_gl
+
+        return render_gl.draw(*image.shape[:2], meshes, faces, fx, fy, cx, cy, colors, NEAR, photo=image, alpha=alpha)
     rgb, mask = _render(image.shape[0], image.shape[1], meshes, faces, fx, fy, cx, cy, colors)
     out = image.copy()
     out[mask] = np.rint(alpha * rgb[mask] + (1 - alpha) * image[mask]).clip(0, 255).astype(np.uint8)
@@ -312,6 +322,10 @@ def render_side_view(
         rot = _rotation_y(angle_deg)
         verts = [(v - centre) @ rot.T + centre for v in verts]
         verts = [v + torch.tensor([0.0, 0.0, _fit_depth(torch.cat(verts), width, height, fx, fy, cx, cy)]) for v in verts]
+    if _use_gl(height, width):
+        from . import render_gl
+
+        return render_gl.draw(height, width, verts, faces, fx, fy, cx, cy, colors, NEAR, background=background)
     rgb, mask = _render(height, width, verts, faces, fx, fy, cx, cy, colors)
     out = np.empty((height, width, 3), dtype=np.uint8)
     out[:] = np.asarray(background, dtype=np.uint8)

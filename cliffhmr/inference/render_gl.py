@@ -46,6 +46,9 @@ _FRAGMENT = """
 #version 330
 uniform vec3 light;
 uniform float ambient;
+uniform float alpha;
+uniform sampler2D photo;
+uniform int rows;
 in vec3 v_pos;
 in vec3 v_normal;
 in vec3 v_color;
@@ -55,7 +58,32 @@ void main() {
     if (length(n) < 1e-6) n = cross(dFdx(v_pos), dFdy(v_pos));  // normals cancelled out: the face's own
     n = normalize(n);
     if (dot(n, v_pos) > 0.0) n = -n;  // towards the camera, whatever the winding
-    out_color = vec4(v_color * (ambient + (1.0 - ambient) * max(dot(n, light), 0.0)), 1.0);
+    vec3 c = v_color * (ambient + (1.0 - ambient) * max(dot(n, light), 0.0)) / 255.0;
+    if (alpha < 1.0) {  // blended here, in float, with the photo's pixel: rounded once, when stored
+        ivec2 px = ivec2(gl_FragCoord.xy);
+        c = mix(texelFetch(photo, ivec2(px.x, rows - 1 - px.y), 0).rgb, c, alpha);
+    }
+    out_color = vec4(c, 1.0);
+}
+"""
+
+# The photo under the meshes: one triangle covering the frame, each pixel its own texel.
+_PHOTO_VERTEX = """
+#version 330
+void main() {
+    vec2 corner = vec2(float((gl_VertexID & 1) << 2) - 1.0, float((gl_VertexID & 2) << 1) - 1.0);
+    gl_Position = vec4(corner, 0.0, 1.0);
+}
+"""
+
+_PHOTO_FRAGMENT = """
+#version 330
+uniform sampler2D photo;
+uniform int rows;
+out vec4 out_color;
+void main() {
+    ivec2 px = ivec2(gl_FragCoord.xy);
+    out_color = vec4(texelFetch(photo, ivec2(px.x, rows - 1 - px.y), 0).rgb, 1.0);
 }
 """
 
@@ -83,10 +111,11 @@ def _context():
 
             ctx = moderngl.create_standalone_context(backend="egl")
             program = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
+            backdrop = ctx.program(vertex_shader=_PHOTO_VERTEX, fragment_shader=_PHOTO_FRAGMENT)
         except Exception as e:  # not installed, no EGL library, no driver: the software renderer draws
             _unavailable = f"{type(e).__name__}: {e}"
             return None
-        _local.ctx, _local.program = ctx, program
+        _local.ctx, _local.program, _local.backdrop = ctx, program, backdrop
     return ctx
 
 
@@ -96,44 +125,65 @@ def max_size() -> int:
     return 0 if ctx is None else int(ctx.info["GL_MAX_RENDERBUFFER_SIZE"])
 
 
-def render(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors, near: float):
-    """Shaded colours of all meshes -> rgb (H, W, 3) float32 in 0..255 and coverage mask (H, W),
-    as `render._render` returns them. Call only when `available()`."""
+def draw(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors, near: float, photo: np.ndarray | None = None,
+         background=(255, 255, 255), alpha: float = 1.0) -> np.ndarray:
+    """The meshes shaded over `background` -> (H, W, 3) uint8, as `render.render_overlay` and
+    `render.render_side_view` compose them. Call only when `available()`.
+
+    photo: (H, W, 3) uint8, blended as alpha * mesh + (1 - alpha) * photo where a mesh covers it;
+    without one, covered pixels replace the plain `background` colour (RGB, 0..255).
+    The blend is worked out in float in the fragment shader and rounded once when stored in the
+    8-bit frame, as the software renderer's rint of the same blend (llvmpipe reads a 1080p frame
+    back in about 1 ms as 8-bit colour, 15-19 ms as float).
+    """
     ctx, program = _context(), _local.program
     verts, all_faces, offsets = scene(meshes, faces)
     normals = vertex_normals(verts, all_faces)
-    owner = torch.repeat_interleave(torch.arange(len(offsets) - 1), offsets.diff())  # mesh of each face
     keep = (verts[all_faces][..., 2] > near).all(1)  # as the software rasteriser: no clipping at the near plane
-    tris, owner = all_faces[keep], owner[keep]
-    rgb = torch.as_tensor(mesh_colors(colors, len(offsets) - 1))[owner]  # (T, 3) per face
-    # Unindexed triangles: a vertex's colour is its face's, and meshes may share nothing.
-    data = torch.cat((verts[tris], normals[tris], rgb[:, None].expand(-1, 3, -1)), -1).float().numpy()
+    tris = all_faces[keep]
+    owner = torch.repeat_interleave(torch.arange(len(offsets) - 1), torch.tensor([len(v) for v in meshes]))  # mesh of each vertex
+    rgb = torch.as_tensor(mesh_colors(colors, len(offsets) - 1))[owner]
+    data = torch.cat((verts, normals, rgb), 1).float().numpy()  # meshes share no vertex: colour per vertex
     # The depth range hugs what is drawn (24-bit depth: sub-millimetre steps at people's distances).
-    z = verts[tris][..., 2] if len(tris) else torch.ones(1)
+    z = verts[tris.reshape(-1), 2] if len(tris) else torch.ones(1)
     near_plane, far = max(near, 0.9 * float(z.min())), 1.1 * float(z.max()) + near
     program["cam"].value = (float(fx), float(fy), float(cx), float(cy))
     program["size"].value = (float(width), float(height))
     program["depth"].value = (near_plane, far)
     program["light"].value = tuple(LIGHT.tolist())
     program["ambient"].value = AMBIENT
-    color = ctx.renderbuffer((width, height), components=4, dtype="f4")
+    program["rows"].value = height
+    color = ctx.renderbuffer((width, height), components=4, dtype="f1")
     depth = ctx.depth_renderbuffer((width, height))
     fbo = ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
+    released = [fbo, color, depth]
     try:
         fbo.use()
         ctx.viewport = (0, 0, width, height)
-        fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
-        ctx.enable(ctx.DEPTH_TEST)
+        ctx.disable(ctx.BLEND)
         ctx.disable(ctx.CULL_FACE)
-        if len(data):
+        fbo.clear(*(np.asarray(background, np.float64) / 255).tolist(), 1.0, depth=1.0)
+        if photo is not None:
+            texture = ctx.texture((width, height), 3, np.ascontiguousarray(photo).tobytes(), alignment=1)
+            released.append(texture)
+            texture.use(0)
+            program["photo"].value = _local.backdrop["photo"].value = 0
+            _local.backdrop["rows"].value = height
+            ctx.disable(ctx.DEPTH_TEST)
+            quad = ctx.vertex_array(_local.backdrop, [])
+            released.insert(0, quad)
+            quad.render(vertices=3)
+        program["alpha"].value = float(alpha) if photo is not None else 1.0
+        ctx.enable(ctx.DEPTH_TEST)
+        if len(tris):
             vbo = ctx.buffer(np.ascontiguousarray(data).tobytes())
-            vao = ctx.vertex_array(program, [(vbo, "3f 3f 3f", "pos", "normal", "color")])
+            ibo = ctx.buffer(tris.to(torch.int32).numpy().tobytes())
+            vao = ctx.vertex_array(program, [(vbo, "3f 3f 3f", "pos", "normal", "color")], index_buffer=ibo, index_element_size=4)
+            released = [vao, vbo, ibo, *released]
             vao.render()
-            vao.release()
-            vbo.release()
-        out = np.frombuffer(fbo.read(components=4, dtype="f4"), np.float32).reshape(height, width, 4)[::-1]
+        out = np.empty((height, width, 3), np.uint8)
+        fbo.read_into(out, components=3, dtype="f1", alignment=1)
     finally:
-        fbo.release()
-        color.release()
-        depth.release()
-    return out[..., :3], out[..., 3] > 0.5  # float32 rgb: no copy of the whole frame
+        for obj in released:
+            obj.release()
+    return out[::-1].copy()  # OpenGL's rows start at the bottom

@@ -79,6 +79,8 @@ def mesh_colors(colors, n: int) -> np.ndarray:
 def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Area-weighted unit vertex normals (V, 3); zero for unused vertices."""
     tri = verts[faces]
-    fn = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=1)
-    vn = torch.zeros_like(verts).index_add_(0, faces.reshape(-1), fn.repeat_interleave(3, 0))
+    fn = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    vn = torch.zeros_like(verts)
+    for corner in range(3):
+        vn.index_add_(0, faces[:, corner], fn)
     return vn / vn.norm(dim=1, keepdim=True).clamp_min(1e-12)
