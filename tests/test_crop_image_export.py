@@ -273,6 +273,22 @@ def test_obj_text_is_one_line_per_vertex_and_face():
     assert obj_text(v, f) == want == "v 0.000000 -0.000000 0.000000\nv -1.250000 123456.789000 -0.000002\nf 1 2 1\n"
 
 
+def test_obj_face_lines_follow_the_faces_they_are_given():
+    """Face lines are made once per face array and reused: a second array, a changed copy of the
+    first, or the first again each get their own lines (as formatted one by one)."""
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(5, 3))
+    f = rng.integers(0, 5, (7, 3))
+    g = f.copy()
+    g[3, 1] = (g[3, 1] + 1) % 5
+
+    def face_lines(text):
+        return [line for line in text.splitlines() if line.startswith("f ")]
+
+    for faces in (f, g, f, f.astype(np.int32), g[::-1]):
+        assert face_lines(obj_text(v, faces)) == [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+
+
 def test_glb_structure_and_round_trip():
     import io
 

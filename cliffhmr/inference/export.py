@@ -6,6 +6,7 @@ or the complete new one, never a truncated file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import zlib
@@ -13,6 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+try:  # Intel's ISA-L deflate (the `fast` extra): 4-5x zlib's level 1, files no larger
+    from isal import isal_zlib as _deflate
+except ImportError:
+    _deflate = zlib
 
 from ..atomic import write_bytes_atomic, write_npz_atomic, write_text_atomic
 
@@ -30,8 +36,8 @@ def png_bytes(image: np.ndarray) -> bytes:
     """(H, W, 3) uint8 RGB -> an 8-bit RGB PNG file.
 
     Every row with the "up" filter (the difference from the row above, worked out with numpy)
-    and zlib level 1: 4.5-5.6x faster than PIL's default on the bundled photos and a 1080p one,
-    files 7-12% larger; 1.9x faster than PIL at level 1, files no larger (benchmarks/file_writing.py).
+    and deflate at level 1, by ISA-L where the `fast` extra is installed, else zlib
+    (benchmarks/file_writing.py has the times and sizes).
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -46,7 +52,7 @@ def png_bytes(image: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8 bits, colour type 2 (RGB), no interlace
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 1)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", _deflate.compress(raw.tobytes(), 1)) + chunk(b"IEND", b"")
 
 
 def save_json(path: str | Path, data) -> None:
@@ -78,9 +84,23 @@ def _plain(obj):
 def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
     """Wavefront OBJ text for vertices (V, 3) and 0-based triangles (F, 3)."""
     v = np.asarray(vertices, np.float64).reshape(-1, 3)
-    f = np.asarray(faces, np.int64).reshape(-1, 3) + 1
     # One %-format over the whole array: 3x faster than a format per line, the same text.
-    return ("v %.6f %.6f %.6f\n" * len(v)) % tuple(v.ravel()) + ("f %d %d %d\n" * len(f)) % tuple(f.ravel())
+    return ("v %.6f %.6f %.6f\n" * len(v)) % tuple(v.ravel().tolist()) + _face_text(faces)
+
+
+_FACE_TEXT: dict[bytes, str] = {}  # the last faces' lines: every person of one body model shares them
+
+
+def _face_text(faces: np.ndarray) -> str:
+    """OBJ 'f' lines of 0-based triangles (F, 3), made once per distinct face array."""
+    f = np.ascontiguousarray(faces, np.int64).reshape(-1, 3)
+    key = hashlib.blake2b(f.tobytes(), digest_size=16).digest()
+    text = _FACE_TEXT.get(key)
+    if text is None:
+        text = ("f %d %d %d\n" * len(f)) % tuple((f + 1).ravel().tolist())
+        _FACE_TEXT.clear()
+        _FACE_TEXT[key] = text
+    return text
 
 
 def save_obj(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> None:
