@@ -29,6 +29,15 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return device
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bfloat16 arithmetic natively (AVX-512 BF16 or AMX, as oneDNN sees it).
+    Without it torch emulates bf16: ResNet-50 ran about 40x slower than in fp32 on an AVX2 EPYC."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the probe: say no rather than guess
+        return False
+
+
 @contextmanager
 def single_threaded():
     """Run torch on one thread inside the block. The fit and the renderer work on small tensors:

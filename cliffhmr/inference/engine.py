@@ -11,6 +11,7 @@ run once per batch of people.
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from ..body import BodyModel, BodyOutput, Estimate
-from ..device import ThreadTuner
+from ..device import ThreadTuner, cpu_has_bf16
 from ..errors import CliffError
 from ..geometry import camera
 from ..models import LoadedCheckpoint, OnnxCliff
@@ -92,6 +93,9 @@ class Network:
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
         if config.precision == "auto":
             self.dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+        if self.dtype is torch.bfloat16 and device.type == "cpu" and not cpu_has_bf16():
+            warnings.warn("this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX): --precision bf16 runs many "
+                          "times slower than fp32 here")
         self.channels_last = self.is_torch and config.wants_channels_last(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
