@@ -119,3 +119,29 @@ def test_missing_wrong_or_corrupt_weights(anny_body, tmp_path):
     for path in (corrupt, wrong):
         with pytest.raises(CliffError, match="not a keypoint regressor"):
             initial_estimate(anny_body, *args, weights=path)
+
+
+def test_mixed_parts_come_from_other_frames(anny_body):
+    """Two captured frames, A at rest and B with every joint turned: with arms mixed for
+    everyone, each person's arm joints are one frame's and the rest another's (mirroring keeps
+    a frame's joints nonzero or zero, so the origin shows); without mixing, one frame each."""
+    from cliffhmr.geometry.rotation import rotmat_to_axis_angle
+    from cliffhmr.synthetic.scenes import LIMBS, sample_mocap_rotmats
+
+    names = [n.lower() for n in anny_body.joint_names]
+    arms = torch.tensor([any(w in n for w in LIMBS["arms"]) for n in names])
+    poses = torch.zeros(2, len(names), 3)
+    poses[1, 1:] = torch.tensor([0.3, 0.2, 0.1])
+
+    def moved(mix):
+        R = sample_mocap_rotmats(anny_body, poses, 400, torch.Generator().manual_seed(0), mix)
+        return rotmat_to_axis_angle(R[:, 1:]).norm(dim=-1) > 1e-3  # (n, J - 1): joint not at rest
+
+    for mix in (None, {"arms": 0.0}):
+        m = moved(mix)
+        assert (m == m[:, :1]).all()  # every joint from the same frame
+    m = moved({"arms": 1.0})
+    arm, rest = m[:, arms[1:]], m[:, ~arms[1:]]
+    assert (arm == arm[:, :1]).all() and (rest == rest[:, :1]).all()  # each part from one frame
+    mixed = (arm[:, 0] != rest[:, 0]).float().mean()
+    assert 0.35 < mixed < 0.65  # another random frame of two: half the time the other one

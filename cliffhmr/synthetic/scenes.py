@@ -86,11 +86,25 @@ def source_weights(frame_source: np.ndarray) -> np.ndarray:
     return weight * len(weight) / weight.sum()
 
 
-def sample_mocap_rotmats(body: BodyModel, poses: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+LIMBS = {"legs": ("upperleg", "lowerleg", "foot"), "arms": ("clavicle", "upperarm", "lowerarm", "wrist")}
+"""Joint-name words of the parts `sample_mocap_rotmats(mix_parts=)` takes from other frames."""
+
+
+def sample_mocap_rotmats(body: BodyModel, poses: torch.Tensor, n: int, gen: torch.Generator,
+                         mix_parts: dict[str, float] | None = None) -> torch.Tensor:
     """(n, J, 3, 3) local rotations of random frames of `poses` (N, J, 3), half of them mirrored
     left/right, each turned to a random heading about the vertical and put in the camera frame.
-    The capture's tilt (a person bending, lying, crawling) is kept."""
+    The capture's tilt (a person bending, lying, crawling) is kept. mix_parts: per part of `LIMBS`
+    ("arms", "legs"), the share of people whose part comes from another random frame (each part
+    drawn apart): poses the captures hold only in pieces (climbing arms on walking legs)."""
     aa = poses[torch.randint(len(poses), (n,), generator=gen)]
+    names = [name.lower() for name in body.joint_names]
+    for part, share in (mix_parts or {}).items():
+        if share > 0:
+            joints = torch.tensor([j for j, name in enumerate(names) if any(w in name for w in LIMBS[part])])
+            mixed = torch.rand(n, generator=gen) < share
+            other = poses[torch.randint(len(poses), (n,), generator=gen)]
+            aa[:, joints] = torch.where(mixed[:, None, None], other[:, joints], aa[:, joints])
     flip = torch.rand(n, generator=gen) < 0.5
     aa = torch.where(flip[:, None, None], mirror_pose(aa, body.joint_names), aa)
     yaw = (torch.rand(n, generator=gen) * 2 - 1) * math.pi
@@ -138,12 +152,13 @@ def make_scenes(
     spread: float = 1.0,
     poses: torch.Tensor | None = None,
     betas_std: float | torch.Tensor = 0.5,
+    mix_parts: dict[str, float] | None = None,
 ) -> Scenes:
     """Sample `n` people; pixel noise is `noise` x the person's box height (Gaussian, per coordinate).
     Poses: random joint angles (`sample_rotmats`, `spread`), or frames of real motion `poses`
-    (N, J, 3) (`sample_mocap_rotmats`); betas Gaussian with `betas_std` (scalar or (S,))."""
+    (N, J, 3) (`sample_mocap_rotmats`, with `mix_parts`); betas Gaussian with `betas_std` (scalar or (S,))."""
     gen = torch.Generator().manual_seed(seed)
-    rot = sample_rotmats(body, n, gen, spread) if poses is None else sample_mocap_rotmats(body, poses, n, gen)
+    rot = sample_rotmats(body, n, gen, spread) if poses is None else sample_mocap_rotmats(body, poses, n, gen, mix_parts)
     betas = torch.randn(n, body.num_betas, generator=gen) * betas_std
     hfov = torch.deg2rad(hfov_deg[0] + torch.rand(n, generator=gen) * (hfov_deg[1] - hfov_deg[0]))
     focal = width / 2 / torch.tan(hfov / 2)

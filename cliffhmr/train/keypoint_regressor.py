@@ -24,6 +24,9 @@ from ..synthetic.scenes import MOCAP_FILE, load_mocap_poses, make_scenes
 
 # Shapes the regressor learns from: wider than the fit's shape prior (adults of normal build).
 TRAIN_BETAS_STD = torch.tensor([0.3, 0.15, 0.15, 0.15, 0.15, 0.15])
+# Shares of people given another frame's arms / legs (`sample_mocap_rotmats`): the committed
+# weights' setting (docs/pose_prior.md: better whole bodies, hidden legs a little worse).
+MIX_PARTS = {"arms": 0.3, "legs": 0.15}
 
 
 class _PosePool:
@@ -32,15 +35,16 @@ class _PosePool:
     Poses are frames of real motion (`poses`, (N, J, 3)) or, without them, random joint angles."""
 
     def __init__(self, body: BodyModel, size: int, seed: int, poses: torch.Tensor | None = None,
-                 betas_std: float | torch.Tensor = 0.5, chunk: int = 512):  # fmt: skip
+                 betas_std: float | torch.Tensor = 0.5, chunk: int = 512, mix_parts: dict[str, float] | None = None):  # fmt: skip
         self.body, self.seed, self.poses, self.betas_std, self.calls, self.next = body, seed, poses, betas_std, 0, 0
+        self.mix_parts = mix_parts
         parts = [self._make(min(chunk, size - i)) for i in range(0, size, chunk)]
         self.rotmat, self.betas, self.kp = (torch.cat(p) for p in zip(*parts))
 
     def _make(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.calls += 1
         s = make_scenes(self.body, n, seed=self.seed * 1_000_003 + self.calls, noise=0.0, dropout=0.0,
-                        poses=self.poses, betas_std=self.betas_std)  # fmt: skip
+                        poses=self.poses, betas_std=self.betas_std, mix_parts=self.mix_parts)  # fmt: skip
         return s.rotmat, s.betas, s.keypoints_3d - s.transl[:, None]
 
     def renew(self, n: int) -> None:
@@ -137,6 +141,7 @@ def train_regressor(
     log_every: int = 100,
     poses: torch.Tensor | None = None,
     betas_std: float | torch.Tensor = TRAIN_BETAS_STD,
+    mix_parts: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Train a `KeypointRegressor` for `body` (default: the default body model) on synthetic
     people and save it to `out_path`; returns the last losses and the seconds taken.
@@ -150,7 +155,7 @@ def train_regressor(
     body = body or load_body_model(None)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    pool = _PosePool(body, pool_size, seed, poses, betas_std)
+    pool = _PosePool(body, pool_size, seed, poses, betas_std, mix_parts=mix_parts)
     model = KeypointRegressor(body.num_joints, body.num_betas, body.name, hidden, blocks)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / max(1, steps))))
@@ -172,6 +177,19 @@ def train_regressor(
     return {k: v.item() for k, v in terms.items()} | {"seconds": time.perf_counter() - start}
 
 
+def _parts(text: str) -> dict[str, float]:
+    """'arms=0.3,legs=0.1' -> {'arms': 0.3, 'legs': 0.1}."""
+    from ..synthetic.scenes import LIMBS
+
+    parts = {}
+    for item in filter(None, text.split(",")):
+        part, _, share = item.partition("=")
+        if part not in LIMBS or not share:
+            raise argparse.ArgumentTypeError(f"expected PART=SHARE with PART one of {', '.join(LIMBS)}, got {item!r}")
+        parts[part] = float(share)
+    return parts
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Train the keypoint regressor (the initial body estimate) on synthetic people.")
     p.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
@@ -183,13 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=384, help="width of the MLP")
     p.add_argument("--blocks", type=int, default=3, help="residual blocks of the MLP")
     p.add_argument("--poses", type=Path, default=MOCAP_FILE, help="real motion: the 'train' clips are used")
+    p.add_argument("--mix-parts", type=_parts, default=MIX_PARTS, metavar="PART=SHARE,...",
+                   help="shares of people given another frame's arms and/or legs ('' for none; default: "
+                        + ",".join(f"{k}={v}" for k, v in MIX_PARTS.items()) + ")")
     p.add_argument("--no-balance", dest="balance", action="store_false", help="draw frames as they come, not each source equally")
     a = p.parse_args(argv)
     # Small matrices: one thread is much faster than two, and 20-50x faster when another
     # process keeps a core busy (the threads wait on each other).
     torch.set_num_threads(1)
     poses = load_mocap_poses("train", a.poses, balance=a.balance)
-    stats = train_regressor(a.out, a.steps, a.batch_size, a.seed, a.lr, a.pool, hidden=a.hidden, blocks=a.blocks, poses=poses)
+    stats = train_regressor(a.out, a.steps, a.batch_size, a.seed, a.lr, a.pool, hidden=a.hidden, blocks=a.blocks, poses=poses,
+                            mix_parts=a.mix_parts)
     print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.1f} MB) in {stats['seconds']:.0f} s")
     return 0
 
