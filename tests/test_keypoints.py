@@ -139,6 +139,34 @@ def test_outside_missing_by_hand():
     np.testing.assert_array_equal(outside_missing(kp, 40, 30)[..., :2], kp[..., :2].astype(np.float32))  # only confidences change
 
 
+def test_unconfirmed_limbs_of_cut_people_by_hand():
+    """A 100 px person in a 400 x 300 image: their wrist, confident for the first model, is
+    missing only when the person is cut by the border AND the reference neither sees it nor puts
+    it within 25 px; the face is never touched."""
+    from cliffhmr.perception.keypoints import unconfirmed_missing
+
+    kp = np.zeros((1, 17, 3), np.float32)
+    kp[0, :, :2], kp[0, :, 2] = 150.0, 0.9
+    kp[0, 9, :2] = (150.0, 120.0)  # left wrist
+    ref = kp.copy()
+    ref[0, 9] = (150.0, 170.0, 0.1)  # 50 px away, barely seen
+    ref[0, 0] = (150.0, 250.0, 0.1)  # the nose too: not a limb
+    inside, cut = np.array([[100.0, 100, 200, 200]]), np.array([[100.0, 200, 200, 300]])  # the second reaches the bottom
+
+    def conf(keypoints, reference, box):
+        return unconfirmed_missing(keypoints, reference, box, 400, 300)[0, :, 2]
+
+    assert conf(kp, ref, cut)[9] == 0 and (np.delete(conf(kp, ref, cut), 9) == np.float32(0.9)).all()
+    assert conf(kp, ref, inside)[9] == np.float32(0.9)  # wholly in the frame: left alone
+    seen, near = ref.copy(), ref.copy()
+    seen[0, 9, 2], near[0, 9, 1] = 0.2, 140.0  # the reference sees it (elsewhere) / puts it 20 px away
+    assert conf(kp, seen, cut)[9] == np.float32(0.9) and conf(kp, near, cut)[9] == np.float32(0.9)
+    left = np.array([[1.0, 100, 101, 200]])  # within 2% of the longer side (2 px) of the left border
+    assert conf(kp, ref, left)[9] == 0
+    np.testing.assert_array_equal(unconfirmed_missing(kp, ref, cut, 400, 300)[..., :2], kp[..., :2])
+    assert unconfirmed_missing(kp[:0], ref[:0], cut[:0], 400, 300).shape == (0, 17, 3)
+
+
 def test_rotated_person_follows_rotation(estimator, astronaut):
     """A person lying sideways (image turned 90 degrees) gets the same keypoints, turned too."""
     im = Image.fromarray(load("astronaut.jpg")).rotate(90, expand=True)  # counter-clockwise

@@ -11,7 +11,8 @@ does, of which the COCO-17 subset is kept. MoveNet Lightning (Apache-2.0, conver
 mirror errors. Details in :class:`PoseEstimator`.
 
 Confidence of a keypoint = sigmoid(visibility logit) * sigmoid(presence logit), in [0, 1]; 0 for
-a keypoint outside the image (BlazePose guesses those, at times with confidence 0.8).
+a keypoint outside the image (BlazePose guesses those, at times with confidence 0.8), and 0 for
+a limb of a person cut by the border that MoveNet does not confirm (see `PoseEstimator`).
 ``Keypoints.score`` holds the model's per-person pose presence probability (MediaPipe drops a
 pose below 0.5; we keep every box so that rows stay aligned with the input boxes).
 
@@ -36,7 +37,7 @@ import numpy as np
 
 from ..errors import CliffError
 from ..geometry.boxes import box_iou
-from .keypoints import Keypoints, outside_missing
+from .keypoints import Keypoints, outside_missing, unconfirmed_missing
 from .leftright import mirror_world, mirrored_against, swap_left_right
 from .onnx import ASSETS, LazySession, as_rgb_uint8
 
@@ -197,7 +198,9 @@ class PoseEstimator:
     4. unless ``check_left_right`` is False, MoveNet reads the same region of interest too;
        a person it reads the other way round gets left and right exchanged and the world
        landmarks reflected in depth (``cliffhmr.perception.leftright``): BlazePose at times reads a whole
-       body mirrored.
+       body mirrored. For a person the image border cuts, a limb keypoint that MoveNet neither
+       sees nor places near BlazePose's is a guess at a limb outside the frame, and is missing
+       (``keypoints.unconfirmed_missing``).
 
     The ONNX sessions are created on first use and reused.
     """
@@ -318,4 +321,5 @@ class PoseEstimator:
         if self.reference is not None:
             flip = mirrored_against(coco, reference, self.min_confidence)
             coco[flip], world[flip] = swap_left_right(coco[flip]), mirror_world(world[flip])
+            coco = unconfirmed_missing(coco, reference, boxes, W, H)
         return Keypoints(coco=coco, world=world, score=score)

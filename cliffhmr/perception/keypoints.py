@@ -52,6 +52,37 @@ def outside_missing(keypoints: np.ndarray, width: float, height: float) -> np.nd
     return as_float32(kp)
 
 
+LIMBS = tuple(range(7, 17))  # elbows, wrists, hips, knees, ankles: what a model guesses when the frame cuts it off
+
+
+def unconfirmed_missing(keypoints: np.ndarray, reference: np.ndarray, boxes: np.ndarray, width: float, height: float,
+                        reference_conf: float = 0.15, distance: float = 0.25, edge: float = 0.02) -> np.ndarray:  # fmt: skip
+    """Limb keypoints of people the image border cuts that a second model does not confirm -> missing.
+
+    keypoints, reference: (N, 17, 3) two models' readings of the same people, left and right
+    agreeing; boxes: (N, 4+) the people's boxes. For a person whose box comes within `edge` x its
+    longer side of an image border, a limb keypoint (`LIMBS`) is set missing (confidence 0)
+    when the reference neither sees it (score below `reference_conf`) nor places it within
+    `distance` x the box's longer side. Such a point is a guess at a limb the frame cut off, put
+    inside the image (BlazePose's wrist on the flag beside Grace Hopper, at 0.88). People wholly
+    in the frame are left alone: there the second model (MoveNet Lightning) is the one more often
+    wrong (benchmarks/guessed_keypoints.py).
+    """
+    kp = np.array(keypoints, dtype=np.float32)
+    if not len(kp):
+        return kp
+    ref = np.asarray(reference, dtype=np.float64)
+    b = np.asarray(boxes, dtype=np.float64)[:, :4]
+    size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    cut = (b[:, 0] <= edge * size) | (b[:, 1] <= edge * size) | (b[:, 2] >= width - edge * size) | (b[:, 3] >= height - edge * size)
+    far = np.linalg.norm(kp[..., :2] - ref[..., :2], axis=-1) > distance * size[:, None]
+    limb = np.zeros(17, bool)
+    limb[list(LIMBS)] = True
+    guessed = cut[:, None] & limb & (ref[..., 2] < reference_conf) & far
+    kp[..., 2] = np.where(guessed, 0.0, kp[..., 2])
+    return kp
+
+
 def as_float32(keypoints) -> np.ndarray:
     """Keypoints as float32, quietly: a coordinate beyond its range (1e39) becomes inf, outside
     every image and so missing, instead of an overflow warning beside the result."""
