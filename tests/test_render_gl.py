@@ -60,3 +60,13 @@ def test_the_renderer_can_be_chosen(monkeypatch):
     else:
         with pytest.raises(RuntimeError, match="OpenGL cannot draw here"):
             render.render_side_view((24, 32), meshes, faces, 30.0, 30.0, 16.0, 12.0)
+
+
+@needs_gl
+def test_opengl_draws_nothing_when_there_is_no_one(monkeypatch):
+    """No mesh: the overlay is the photo, the side view its background, as the software draws them."""
+    monkeypatch.setenv("CLIFFHMR_RENDERER", "gl")
+    image = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(render.render_overlay(image, [], np.zeros((0, 3), int), 30.0, 30.0, 16.0, 12.0), image)
+    side = render.render_side_view(image.shape, [], np.zeros((0, 3), int), 30.0, 30.0, 16.0, 12.0, background=(10, 20, 30))
+    assert side.shape == image.shape and (side == np.array([10, 20, 30], np.uint8)).all()

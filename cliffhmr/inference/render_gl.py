@@ -141,7 +141,7 @@ def draw(height: int, width: int, meshes, faces, fx, fy, cx, cy, colors, near: f
     normals = vertex_normals(verts, all_faces)
     keep = (verts[all_faces][..., 2] > near).all(1)  # as the software rasteriser: no clipping at the near plane
     tris = all_faces[keep]
-    owner = torch.repeat_interleave(torch.arange(len(offsets) - 1), torch.tensor([len(v) for v in meshes]))  # mesh of each vertex
+    owner = torch.repeat_interleave(torch.arange(len(offsets) - 1), torch.tensor([len(v) for v in meshes], dtype=torch.long))  # mesh of each vertex
     rgb = torch.as_tensor(mesh_colors(colors, len(offsets) - 1))[owner]
     data = torch.cat((verts, normals, rgb), 1).float().numpy()  # meshes share no vertex: colour per vertex
     # The depth range hugs what is drawn (24-bit depth: sub-millimetre steps at people's distances).
