@@ -126,10 +126,10 @@ def test_mixed_parts_come_from_other_frames(anny_body):
     everyone, each person's arm joints are one frame's and the rest another's (mirroring keeps
     a frame's joints nonzero or zero, so the origin shows); without mixing, one frame each."""
     from cliffhmr.geometry.rotation import rotmat_to_axis_angle
-    from cliffhmr.synthetic.scenes import LIMBS, sample_mocap_rotmats
+    from cliffhmr.synthetic.scenes import BODY_PARTS, sample_mocap_rotmats
 
     names = [n.lower() for n in anny_body.joint_names]
-    arms = torch.tensor([any(w in n for w in LIMBS["arms"]) for n in names])
+    arms = torch.tensor([any(w in n for w in BODY_PARTS["arms"]) for n in names])
     poses = torch.zeros(2, len(names), 3)
     poses[1, 1:] = torch.tensor([0.3, 0.2, 0.1])
 

@@ -86,7 +86,7 @@ def source_weights(frame_source: np.ndarray) -> np.ndarray:
     return weight * len(weight) / weight.sum()
 
 
-LIMBS = {"legs": ("upperleg", "lowerleg", "foot"), "arms": ("clavicle", "upperarm", "lowerarm", "wrist")}
+BODY_PARTS = {"legs": ("upperleg", "lowerleg", "foot"), "arms": ("clavicle", "upperarm", "lowerarm", "wrist")}
 """Joint-name words of the parts `sample_mocap_rotmats(mix_parts=)` takes from other frames."""
 
 
@@ -94,14 +94,14 @@ def sample_mocap_rotmats(body: BodyModel, poses: torch.Tensor, n: int, gen: torc
                          mix_parts: dict[str, float] | None = None) -> torch.Tensor:
     """(n, J, 3, 3) local rotations of random frames of `poses` (N, J, 3), half of them mirrored
     left/right, each turned to a random heading about the vertical and put in the camera frame.
-    The capture's tilt (a person bending, lying, crawling) is kept. mix_parts: per part of `LIMBS`
+    The capture's tilt (a person bending, lying, crawling) is kept. mix_parts: per part of `BODY_PARTS`
     ("arms", "legs"), the share of people whose part comes from another random frame (each part
     drawn apart): poses the captures hold only in pieces (climbing arms on walking legs)."""
     aa = poses[torch.randint(len(poses), (n,), generator=gen)]
     names = [name.lower() for name in body.joint_names]
     for part, share in (mix_parts or {}).items():
         if share > 0:
-            joints = torch.tensor([j for j, name in enumerate(names) if any(w in name for w in LIMBS[part])])
+            joints = torch.tensor([j for j, name in enumerate(names) if any(w in name for w in BODY_PARTS[part])])
             mixed = torch.rand(n, generator=gen) < share
             other = poses[torch.randint(len(poses), (n,), generator=gen)]
             aa[:, joints] = torch.where(mixed[:, None, None], other[:, joints], aa[:, joints])

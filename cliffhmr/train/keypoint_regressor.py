@@ -179,13 +179,13 @@ def train_regressor(
 
 def _parts(text: str) -> dict[str, float]:
     """'arms=0.3,legs=0.1' -> {'arms': 0.3, 'legs': 0.1}."""
-    from ..synthetic.scenes import LIMBS
+    from ..synthetic.scenes import BODY_PARTS
 
     parts = {}
     for item in filter(None, text.split(",")):
         part, _, share = item.partition("=")
-        if part not in LIMBS or not share:
-            raise argparse.ArgumentTypeError(f"expected PART=SHARE with PART one of {', '.join(LIMBS)}, got {item!r}")
+        if part not in BODY_PARTS or not share:
+            raise argparse.ArgumentTypeError(f"expected PART=SHARE with PART one of {', '.join(BODY_PARTS)}, got {item!r}")
         parts[part] = float(share)
     return parts
 
